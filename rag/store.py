@@ -1,0 +1,443 @@
+"""The on-disk index: a directory with FAISS files, JSON Lines and a manifest. No pickle.
+
+Layout::
+
+    manifest.json    format version, model, dim, metric, corpus hash, counts, checksums
+    articles.jsonl   one Article per line (original text, metadata, sentence spans)
+    chunks.jsonl     one Chunk per line, with its FAISS id
+    chunks.faiss     chunk vectors (inner product on normalised vectors = cosine)
+    sentences.faiss  sentence vectors from the same encoder pass, FAISS id = position key
+    bm25/            bm25s index over chunk texts (numpy arrays saved without pickle, JSON vocab)
+
+Every write builds the whole directory under a temporary name beside the target and swaps it
+in with renames, so a crash leaves the previous index whole."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
+from .embed import Embedder
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
+from .ingest import Corpus
+from .types import Article, Chunk, content_hash
+
+FORMAT_VERSION = 1
+FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
+BM25_DIR = "bm25"
+HNSW_THRESHOLD = 200_000  # chunk count from which an HNSW graph replaces exact search (bench/scale.py)
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"rebuild it with: rag index --index-dir {path} --rebuild [PATH ...]"
+
+
+@dataclass
+class UpdateReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, skipped {len(self.skipped)}, "
+            f"deleted {len(self.deleted)}"
+        )
+
+
+def sentence_key(doc_seq: int, sent_index: int) -> int:
+    """FAISS id of a sentence: article sequence number in the high bits, sentence index low."""
+    return (doc_seq << 24) | sent_index
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("faiss-cpu", "sentence-transformers", "bm25s", "numpy", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def corpus_hash(articles) -> str:
+    return content_hash(*sorted(f"{a.source}:{a.doc_id}" for a in articles))
+
+
+class Index:
+    """A loaded index: articles, chunks, FAISS indexes and BM25, in memory."""
+
+    def __init__(self, path: Path, manifest: dict, articles: list[Article], chunks: dict[int, Chunk],
+                 doc_seq: dict[str, int], chunk_index, sentence_index, bm25=None, bm25_ids=None):
+        self.path = path
+        self.manifest = manifest
+        self.articles = {a.doc_id: a for a in articles}
+        self.by_source = {a.source: a.doc_id for a in articles}
+        self.chunks = chunks  # FAISS id -> Chunk
+        self.doc_seq = doc_seq  # doc_id -> sequence number used in sentence keys
+        self.chunk_index = chunk_index
+        self.sentence_index = sentence_index
+        self.bm25 = bm25
+        self.bm25_ids = bm25_ids or []
+        self.chunks_by_doc: dict[str, list[int]] = {}
+        for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
+            self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def article(self, doc_id: str) -> Article:
+        return self.articles[doc_id]
+
+    def sentence_vectors(self, doc_id: str, sent_indices: list[int]) -> np.ndarray:
+        seq = self.doc_seq[doc_id]
+        keys = np.array([sentence_key(seq, i) for i in sent_indices], dtype=np.int64)
+        return self.sentence_index.reconstruct_batch(keys)
+
+
+class IndexStore:
+    """Builds, updates and loads the index directory. The constructor only checks arguments."""
+
+    def __init__(self, path: Path | str, embedder: Embedder, settings: ChunkSettings = ChunkSettings()):
+        self.path = Path(path)
+        self.embedder = embedder
+        self.settings = settings
+        if settings.max_tokens > embedder.max_tokens:
+            raise RagError(
+                f"max_tokens {settings.max_tokens} exceeds the model's window of {embedder.max_tokens}"
+            )
+
+    # ---------- reading ----------
+    def exists(self) -> bool:
+        self._recover()
+        return (self.path / "manifest.json").exists()
+
+    def _recover(self) -> None:
+        """A crash between the two renames of a write leaves ``<dir>.old``: put it back."""
+        old = self.path.with_name(self.path.name + ".old")
+        if old.exists() and not (self.path / "manifest.json").exists():
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            os.replace(old, self.path)
+
+    def read_manifest(self) -> dict:
+        if not self.exists():
+            raise IndexMissingError(
+                f"no index at {self.path}; build it with: rag index --index-dir {self.path} [PATH ...]"
+            )
+        try:
+            manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError) as e:
+            raise IndexCorruptError(f"{self.path}/manifest.json is unreadable ({e}); {_rebuild_hint(self.path)}") from e
+        return manifest
+
+    def check_manifest(self, manifest: dict) -> None:
+        expected = {
+            "format_version": FORMAT_VERSION,
+            "embedding_model": self.embedder.name,
+            "dim": self.embedder.dim,
+            "chunking": _settings_json(self.settings),
+        }
+        diffs = [
+            f"{k}: index has {manifest.get(k)!r}, this program uses {v!r}"
+            for k, v in expected.items()
+            if manifest.get(k) != v
+        ]
+        if diffs:
+            raise IndexMismatchError(
+                f"the index at {self.path} does not match this configuration ({'; '.join(diffs)}); "
+                + _rebuild_hint(self.path)
+            )
+
+    def load(self) -> Index:
+        manifest = self.read_manifest()
+        self.check_manifest(manifest)
+        import faiss
+
+        for name, digest in manifest.get("checksums", {}).items():
+            f = self.path / name
+            if not f.exists():
+                raise IndexCorruptError(f"{f} is missing; {_rebuild_hint(self.path)}")
+            if _sha256(f) != digest:
+                raise IndexCorruptError(
+                    f"{f} was changed or truncated after it was written (checksum differs); {_rebuild_hint(self.path)}"
+                )
+        try:
+            articles = [Article.from_json(json.loads(l)) for l in _lines(self.path / "articles.jsonl")]
+            chunks: dict[int, Chunk] = {}
+            for line in _lines(self.path / "chunks.jsonl"):
+                d = json.loads(line)
+                cid = int(d.pop("faiss_id"))
+                chunks[cid] = Chunk.from_json(d)
+            doc_seq = {d: int(s) for d, s in manifest["doc_seq"].items()}
+            chunk_index = faiss.read_index(str(self.path / "chunks.faiss"))
+            sentence_index = faiss.read_index(str(self.path / "sentences.faiss"))
+            bm25, bm25_ids = _load_bm25(self.path / BM25_DIR)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise IndexCorruptError(f"the index at {self.path} is unreadable ({e}); {_rebuild_hint(self.path)}") from e
+        if chunk_index.ntotal != len(chunks) or chunk_index.d != self.embedder.dim:
+            raise IndexCorruptError(
+                f"the index at {self.path} is inconsistent ({chunk_index.ntotal} vectors, {len(chunks)} chunks); "
+                + _rebuild_hint(self.path)
+            )
+        return Index(self.path, manifest, articles, chunks, doc_seq, chunk_index, sentence_index, bm25, bm25_ids)
+
+    # ---------- writing ----------
+    def update(
+        self,
+        corpus: Corpus,
+        prune: bool = False,
+        rebuild: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UpdateReport:
+        """Make the index reflect ``corpus``: unchanged articles (same file name, same content
+        hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
+        in the corpus are deleted. Idempotent; writes atomically."""
+        import faiss
+
+        report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
+        old = None if rebuild or not self.exists() else self.load()
+        if old is not None:
+            articles = dict(old.articles)
+            chunks = dict(old.chunks)
+            doc_seq = dict(old.doc_seq)
+            chunk_index = old.chunk_index
+            sentence_index = old.sentence_index
+            by_source = dict(old.by_source)
+            next_chunk_id = max(chunks, default=-1) + 1
+            next_seq = max(doc_seq.values(), default=-1) + 1
+        else:
+            articles, chunks, doc_seq, by_source = {}, {}, {}, {}
+            chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dim))
+            sentence_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dim))
+            next_chunk_id = 0
+            next_seq = 0
+
+        def remove(doc_id: str) -> None:
+            ids = [cid for cid, c in chunks.items() if c.doc_id == doc_id]
+            for cid in ids:
+                del chunks[cid]
+            if ids:
+                chunk_index.remove_ids(np.array(ids, dtype=np.int64))
+            seq = doc_seq.pop(doc_id)
+            art = articles.pop(doc_id)
+            keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
+            if keys:
+                sentence_index.remove_ids(np.array(keys, dtype=np.int64))
+
+        wanted = {a.source for a in corpus.articles}
+        to_embed: list[Article] = []
+        for art in corpus.articles:
+            prev = by_source.get(art.source)
+            if prev == art.doc_id:
+                report.skipped.append(art.source)
+                continue
+            other = next((a.source for a in articles.values() if a.doc_id == art.doc_id), None)
+            if other is not None and other != art.source and (other in wanted or not prune):
+                report.duplicates.append((art.source, other))
+                continue
+            if prev is not None:
+                remove(prev)
+                report.updated.append(art.source)
+            else:
+                report.added.append(art.source)
+            to_embed.append(art)
+        if prune:
+            for source, doc_id in list(by_source.items()):
+                if source not in wanted and doc_id in articles:
+                    remove(doc_id)
+                    report.deleted.append(source)
+        for art in to_embed:
+            if art.doc_id in articles:  # same text re-added under its new name after a prune
+                remove(art.doc_id)
+
+        if not (report.added or report.updated or report.deleted) and old is not None:
+            return report
+
+        new_chunks: list[tuple[Chunk, Article]] = []
+        for art in to_embed:
+            cs = chunk_article(art, self.embedder.count_tokens, self.settings)
+            check_chunks(cs, self.embedder.count_tokens, self.settings.max_tokens)
+            new_chunks.extend((c, art) for c in cs)
+        report.chunks_embedded = len(new_chunks)
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(done[0], len(new_chunks))
+
+        chunk_vecs, sent_vecs = self.embedder.embed_chunks(
+            [c.embed_text for c, _ in new_chunks], [sentence_spans_in(c, a) for c, a in new_chunks], tick
+        )
+        # sentence vectors: average over the chunks a sentence appears in (overlap)
+        acc: dict[tuple[str, int], np.ndarray] = {}
+        for (c, _), sv in zip(new_chunks, sent_vecs):
+            for i, v in zip(c.sentences, sv):
+                key = (c.doc_id, i)
+                acc[key] = acc[key] + v if key in acc else v.copy()
+        for art in to_embed:
+            articles[art.doc_id] = art
+            doc_seq[art.doc_id] = next_seq
+            next_seq += 1
+        if new_chunks:
+            ids = np.arange(next_chunk_id, next_chunk_id + len(new_chunks), dtype=np.int64)
+            chunk_index.add_with_ids(chunk_vecs, ids)
+            for cid, (c, _) in zip(ids, new_chunks):
+                chunks[int(cid)] = c
+        if acc:
+            keys = np.array([sentence_key(doc_seq[d], i) for d, i in acc], dtype=np.int64)
+            vecs = np.stack(list(acc.values())).astype(np.float32)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            sentence_index.add_with_ids(vecs, keys)
+        if not articles:
+            raise RagError("the index would hold no article; give paths to index, or drop --prune")
+        self._write(articles, chunks, doc_seq, chunk_index, sentence_index)
+        return report
+
+    def _write(self, articles, chunks, doc_seq, chunk_index, sentence_index) -> None:
+        import faiss
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        try:
+            with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+                for a in sorted(articles.values(), key=lambda a: a.source):
+                    f.write(json.dumps(a.to_json(), ensure_ascii=False) + "\n")
+            order = sorted(chunks, key=lambda cid: (chunks[cid].source, chunks[cid].start))
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for cid in order:
+                    f.write(json.dumps({"faiss_id": cid, **chunks[cid].to_json()}, ensure_ascii=False) + "\n")
+            faiss.write_index(chunk_index, str(tmp / "chunks.faiss"))
+            faiss.write_index(sentence_index, str(tmp / "sentences.faiss"))
+            _save_bm25(tmp / BM25_DIR, [chunks[cid] for cid in order], order)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "embedding_model": self.embedder.name,
+                "embedding_model_package_version": getattr(self.embedder, "version", "unknown"),
+                "dim": self.embedder.dim,
+                "metric": "inner_product",
+                "normalized": True,
+                "index_type": "IDMap2,Flat",
+                "chunking": _settings_json(self.settings),
+                "corpus_hash": corpus_hash(articles.values()),
+                "counts": {
+                    "documents": len(articles),
+                    "chunks": len(chunks),
+                    "sentences": int(sentence_index.ntotal),
+                },
+                "doc_seq": doc_seq,
+                "libraries": _library_versions(),
+                "python": sys.version.split()[0],
+                "checksums": {
+                    name: _sha256(p)
+                    for name in FILES + tuple(f"{BM25_DIR}/{q.name}" for q in sorted((tmp / BM25_DIR).iterdir()))
+                    for p in [tmp / name]
+                },
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            _fsync_dir(tmp)
+            self._swap(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _swap(self, tmp: Path) -> None:
+        old = self.path.with_name(self.path.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        keep_files = []
+        if self.path.exists():
+            # keep files that are not ours (README, .gitignore of the bundled index/ folder)
+            keep_files = [p for p in self.path.iterdir() if p.name not in FILES + ("manifest.json", BM25_DIR)]
+            os.replace(self.path, old)
+        os.replace(tmp, self.path)
+        for p in keep_files:
+            os.replace(old / p.name, self.path / p.name)
+        if old.exists():
+            shutil.rmtree(old)
+
+    def stats(self) -> dict:
+        m = self.read_manifest()
+        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return {
+            "index_dir": str(self.path),
+            "documents": m["counts"]["documents"],
+            "chunks": m["counts"]["chunks"],
+            "sentences": m["counts"]["sentences"],
+            "model": m["embedding_model"],
+            "dim": m["dim"],
+            "index_type": m.get("index_type"),
+            "on_disk_bytes": size,
+        }
+
+
+def _settings_json(s: ChunkSettings) -> dict:
+    return {"target_tokens": s.target_tokens, "max_tokens": s.max_tokens, "overlap_sentences": s.overlap_sentences}
+
+
+def _lines(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line
+
+
+def _fsync_dir(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def bm25_tokenize(texts: list[str]):
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", show_progress=False)
+
+
+def _save_bm25(path: Path, chunks: list[Chunk], ids: list[int]) -> None:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25_tokenize([c.embed_text for c in chunks]), show_progress=False)
+    retriever.save(str(path), show_progress=False)
+    (path / "faiss_ids.json").write_text(json.dumps([int(i) for i in ids]), encoding="utf-8")
+
+
+def _load_bm25(path: Path):
+    import bm25s
+
+    retriever = bm25s.BM25.load(str(path), mmap=False)
+    ids = json.loads((path / "faiss_ids.json").read_text(encoding="utf-8"))
+    return retriever, ids
+
+
+__all__ = ["IndexStore", "Index", "UpdateReport", "chunk_header", "HNSW_THRESHOLD"]
