@@ -1,0 +1,35 @@
+"""Every tunable number of the answer chain, in one place. The abstention thresholds were
+calibrated on eval/qa.jsonl (see README, "Calibration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_ARTICLES = PROJECT_ROOT / "articles"
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / "index"))
+
+
+MAX_QUESTION_CHARS = 2000
+
+# first stage
+CANDIDATES = 30  # per retriever (dense chunks, BM25 chunks, dense sentences)
+RRF_K = 60
+# second stage: sentence score = weights · features
+SENTENCE_CANDIDATE_CHUNKS = 12
+W_DENSE = 1.0  # cosine(question, sentence)
+W_LEXICAL = 0.6  # IDF-weighted share of question terms in the sentence
+W_CONTEXT = 0.25  # IDF-weighted share of question terms in the sentence's neighbourhood and title
+W_CHUNK = 0.3  # fused first-stage score of the chunk holding the sentence, relative to the best
+W_PERIOD = 0.5  # the article matches the period the question names
+W_TYPE = 0.15  # the sentence holds an answer of the asked type
+DEFAULT_K = 5
+
+# abstention
+MIN_COVERAGE = 0.55  # IDF-weighted share of the question's terms found in the evidence's article
+MIN_DENSE = 0.25  # cosine of the best evidence sentence
+MIN_SCORE = 0.75  # sentence score of the best evidence

@@ -1,0 +1,153 @@
+"""The question-answering pipeline: one object that owns the embedder, the loaded index and
+the answerer. Cheap to construct; the model and index load on first use or ``warm_up()``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from . import config as C
+from .answer import EntityTagger, build_answer
+from .embed import Embedder, MiniLMEmbedder
+from .errors import BadInputError
+from .ingest import collect
+from .query import analyze, is_english
+from .retrieve import Filters, Retrieval, Statistics, parse_filter_date, retrieve
+from .store import Index, IndexStore, UpdateReport, corpus_hash
+from .types import Answer
+
+MODES = ("extractive", "llm")
+
+
+class RagPipeline:
+    def __init__(
+        self,
+        index_dir: Path | str | None = None,
+        embedder: Embedder | None = None,
+        entities: bool = True,
+        chat_model=None,
+    ):
+        self.index_dir = Path(index_dir) if index_dir else C.default_index_dir()
+        self.embedder = embedder or MiniLMEmbedder()
+        self.store = IndexStore(self.index_dir, self.embedder)
+        self.tagger = EntityTagger() if entities else None
+        self.chat_model = chat_model  # a LangChain chat model for mode="llm"
+        self._index: Index | None = None
+        self._stats: Statistics | None = None
+        self._lock = threading.RLock()
+
+    # ---------- index ----------
+    @property
+    def index(self) -> Index:
+        with self._lock:
+            if self._index is None:
+                self._index = self.store.load()
+                self._stats = Statistics(self._index)
+            return self._index
+
+    @property
+    def stats(self) -> Statistics:
+        self.index
+        assert self._stats is not None
+        return self._stats
+
+    def reload(self) -> None:
+        with self._lock:
+            self._index = None
+            self._stats = None
+
+    def warm_up(self) -> None:
+        self.index
+        self.embedder.embed_query("warm up")
+        if self.tagger:
+            self.tagger.entities("Warm up in Gaza on Monday.")
+
+    def is_stale(self, paths: Sequence[Path | str]) -> bool:
+        """True when the index is missing or does not hold exactly the articles at ``paths``."""
+        if not self.store.exists():
+            return True
+        corpus = collect(paths)
+        return self.store.read_manifest().get("corpus_hash") != corpus_hash(corpus.articles)
+
+    def index_paths(
+        self, paths: Sequence[Path | str], prune: bool = False, rebuild: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UpdateReport:
+        with self._lock:
+            report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress)
+            self.reload()
+            return report
+
+    def ensure_index(self, paths: Sequence[Path | str] = (C.BUNDLED_ARTICLES,), progress=None) -> UpdateReport | None:
+        if self.is_stale(paths):
+            return self.index_paths(paths, prune=True, progress=progress)
+        return None
+
+    # ---------- asking ----------
+    def retrieve(
+        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
+        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
+    ) -> Retrieval:
+        q = analyze(question, list(history or []))
+        filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), tuple(sources))
+        if filters.since and filters.until and filters.since > filters.until:
+            raise BadInputError(f"--since {filters.since} is after --until {filters.until}")
+        index = self.index
+        unknown = [s for s in filters.sources if s not in index.by_source]
+        if unknown:
+            raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats` or the documents list")
+        qv = self.embedder.embed_query(q.search_text)
+        return retrieve(index, self.stats, q, qv, k, filters)
+
+    def ask(
+        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
+        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
+        mode: str = "extractive",
+    ) -> Answer:
+        final = None
+        for final in self.stream(question, history, k, since, until, sources, mode):
+            pass
+        assert isinstance(final, Answer)
+        return final
+
+    def stream(
+        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
+        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
+        mode: str = "extractive",
+    ) -> Iterator[str | Answer]:
+        """Yields text deltas (language-model mode) and finally the checked Answer."""
+        if mode not in MODES:
+            raise BadInputError(f"mode must be one of {', '.join(MODES)}. Currently, mode is {mode!r}")
+        t0 = time.perf_counter()
+        r = self.retrieve(question, history, k, since, until, sources)
+        if not is_english(r.question.text):
+            ans = build_answer(r, self.index, self.stats, self.tagger)
+            ans = _replace(ans, answer="The articles don't say. (The articles are in English; ask in English.)",
+                           abstained=True, citations=(), short_answer=None, note="question is not in English")
+        else:
+            ans = build_answer(r, self.index, self.stats, self.tagger)
+        if mode == "llm":
+            from .llm import stream_llm_answer
+
+            chat = self.chat_model or _default_chat_model()
+            self.chat_model = chat
+            for part in stream_llm_answer(r.question.text, list(r.passages), self.index.articles, chat, ans):
+                if isinstance(part, Answer):
+                    ans = part
+                else:
+                    yield part
+        yield _replace(ans, latency_ms=(time.perf_counter() - t0) * 1000)
+
+
+def _default_chat_model():
+    from .llm import make_chat_model
+
+    return make_chat_model()
+
+
+def _replace(ans: Answer, **kw) -> Answer:
+    from dataclasses import replace
+
+    return replace(ans, **kw)

@@ -1,0 +1,425 @@
+"""A FAISS vector index with int64 ids, filtered search, updates and a size-driven index type.
+
+Inner product on L2-normalised 384-dim vectors (= cosine). The index type follows the number of
+live vectors (``choose_index_type``); the numbers behind the thresholds are in
+``docs/benchmarks.md`` ("Scale: index choice"), produced by ``bench/scale.py``:
+
+* below ``FLAT_MAX`` vectors: ``"Flat"``: exact, no build cost, real removal. Single-query
+  latency grows linearly (about 0.035 ms per 1,000 vectors on this 2-core machine, 1 thread),
+  reaching the ``LATENCY_BUDGET_MS`` budget at ``FLAT_MAX``;
+* from ``FLAT_MAX`` on: ``"HNSW32"`` (M=32, efConstruction ``EF_CONSTRUCTION``, efSearch
+  ``EF_SEARCH``): at 1M vectors about 1 ms per query at recall@10 >= 0.95 versus exact, in the
+  memory of the raw vectors plus the graph. IVF-Flat needs many more probes for the same recall
+  and IVF-PQ does not reach recall 0.95 (see the benchmark).
+
+The store sees one class, ``VectorIndex``:
+
+* ids are external int64 (>= 0). ``Flat`` and ``HNSW`` sit in an ``IndexIDMap2`` (so
+  ``reconstruct`` by id works); ``IVF`` types keep the ids natively with a hash-table direct map;
+* ``search(..., allowed_ids=...)`` applies the filter inside the FAISS search
+  (``SearchParameters*`` with ``IDSelectorBatch``); tiny allowed sets are scored exactly from
+  their reconstructed vectors, and a row that an approximate search leaves short of ``k``
+  (possible with a very selective filter) is redone exactly, so a row always holds
+  ``min(k, live allowed ids)`` results;
+* HNSW cannot remove: ``remove`` turns entries into tombstones (their id-map entry becomes
+  ``TOMBSTONE``, so they stay in the graph for navigation but every search excludes them through
+  its selector; they are written with the index, no side file). When tombstones pass
+  ``TOMBSTONE_REBUILD_FRACTION`` of the stored vectors the index is rebuilt from its own stored
+  vectors (no second copy of the vectors is kept: that would double memory);
+* when the live count crosses ``FLAT_MAX`` (or falls below ``FLAT_MAX * SHRINK_HYSTERESIS`` at a
+  rebuild) the index rebuilds itself as the type ``choose_index_type`` names. A rebuild holds the
+  old and new index at once (about 2x memory for its duration).
+
+Threads: this module does not change FAISS's OpenMP thread count. Builds use all cores;
+for serving single queries from several request threads, ``faiss.omp_set_num_threads(1)`` is
+what the benchmark measured (OpenMP fan-out inside one small query costs more than it saves).
+
+Persistence is ``faiss.write_index``/``faiss.read_index`` only (no pickle); efSearch/nprobe
+travel inside the FAISS file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+import faiss
+
+DIM = 384
+METRIC = faiss.METRIC_INNER_PRODUCT
+
+# ---- thresholds (measured by bench/scale.py; see docs/benchmarks.md "Scale: index choice") ----
+LATENCY_BUDGET_MS = 5.0  # single-query p50 budget for the vector search step
+FLAT_MAX = 150_000  # from this many live vectors on, an HNSW graph replaces exact Flat search
+SHRINK_HYSTERESIS = 0.8  # an approximate index goes back to Flat only below FLAT_MAX * this
+HNSW_M = 32
+HNSW_TYPE = f"HNSW{HNSW_M}"
+EF_CONSTRUCTION = 40  # faiss default; higher did not pay for its build time (benchmark)
+EF_SEARCH = 128  # recall@10 >= 0.95 at 1M on the stand-in data
+NPROBE = 32  # for IVF types (not chosen automatically)
+TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
+EXACT_FILTER_MAX = 4096  # allowed-id sets up to this size are scored exactly, not via the graph
+
+TOMBSTONE = -1  # id-map value of a deleted HNSW entry
+_BLOCK = 65_536  # vectors per batch when rebuilding or scanning exactly
+_MAX_ID = np.iinfo(np.int64).max
+
+_TYPES = re.compile(r"^(Flat|HNSW\d+(,Flat)?|IVF\d+,(Flat|PQ\d+(x\d+)?))$")
+
+
+def choose_index_type(n: int) -> str:
+    """FAISS ``index_factory`` string for an index of ``n`` live vectors: exact ``"Flat"`` below
+    ``FLAT_MAX``, ``"HNSW32"`` from there on."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return "Flat" if n < FLAT_MAX else HNSW_TYPE
+
+
+def _kind(index_type: str) -> str:
+    if not _TYPES.match(index_type):
+        raise ValueError(
+            f"unsupported index type {index_type!r}: use 'Flat', 'HNSW<M>', 'IVF<n>,Flat' or 'IVF<n>,PQ<m>[x<bits>]'"
+        )
+    return index_type[:3].lower() if index_type.startswith(("IVF", "HNS")) else "flat"
+
+
+def _as_vectors(x, dim: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {x.shape}")
+    return x
+
+
+def _as_ids(ids) -> np.ndarray:
+    ids = np.ascontiguousarray(np.asarray(ids).reshape(-1), dtype=np.int64)
+    if ids.size and ids.min() < 0:
+        raise ValueError("ids must be >= 0")
+    return ids
+
+
+class VectorIndex:
+    """A FAISS inner-product index over int64 ids; see the module docstring.
+
+    ``index_type=None`` (the default) lets the index pick and switch its type by size."""
+
+    def __init__(
+        self,
+        dim: int = DIM,
+        index_type: str | None = None,
+        *,
+        ef_search: int = EF_SEARCH,
+        nprobe: int = NPROBE,
+        ef_construction: int = EF_CONSTRUCTION,
+    ) -> None:
+        self.dim = int(dim)
+        self.auto = index_type is None
+        self.ef_search = int(ef_search)
+        self.nprobe = int(nprobe)
+        self.ef_construction = int(ef_construction)
+        self.index_type = index_type or choose_index_type(0)
+        self.kind = _kind(self.index_type)
+        self.index = self._new_faiss_index(self.index_type)
+        self._dead = 0  # tombstones (HNSW only)
+        self._live_cache: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their positions
+
+    # ------------------------------------------------------------------ construction
+    def _new_faiss_index(self, index_type: str):
+        kind = _kind(index_type)
+        if kind == "ivf":
+            index = faiss.index_factory(self.dim, index_type, METRIC)
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            index.nprobe = self.nprobe
+            return index
+        index = faiss.index_factory(self.dim, "IDMap2," + index_type, METRIC)
+        if kind == "hns":
+            inner = faiss.downcast_index(index.index)
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        return index
+
+    @property
+    def ntotal(self) -> int:
+        """Live vectors (tombstones excluded)."""
+        return int(self.index.ntotal) - self._dead
+
+    @property
+    def tombstones(self) -> int:
+        return self._dead
+
+    def _id_map(self) -> np.ndarray:
+        """Internal position -> external id, as a view on FAISS's memory (Flat/HNSW only).
+        Valid until the index changes."""
+        m = self.index.id_map
+        if m.size() == 0:
+            return np.zeros(0, dtype=np.int64)
+        return faiss.rev_swig_ptr(m.data(), m.size())
+
+    def _live(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted live ids, their internal positions; for IVF the positions are the ids)."""
+        if self._live_cache is None:
+            if self.kind == "ivf":
+                ids = self._ivf_ids()
+                ids.sort()
+                self._live_cache = (ids, ids)
+            else:
+                idm = self._id_map()
+                pos = np.flatnonzero(idm != TOMBSTONE) if self._dead else np.arange(idm.size)
+                ext = idm[pos]
+                order = np.argsort(ext, kind="stable")
+                self._live_cache = (ext[order], pos[order])
+        return self._live_cache
+
+    def _ivf_ids(self) -> np.ndarray:
+        ivf = faiss.extract_index_ivf(self.index)
+        invlists = ivf.invlists
+        parts = []
+        for lst in range(ivf.nlist):
+            n = invlists.list_size(lst)
+            if n:
+                parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def ids(self) -> np.ndarray:
+        """Sorted live ids."""
+        return self._live()[0].copy()
+
+    def contains(self, ids) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are live in the index."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        live = self._live()[0]
+        if live.size == 0:
+            return np.zeros(ids.shape, dtype=bool)
+        at = np.minimum(np.searchsorted(live, ids), live.size - 1)
+        return live[at] == ids
+
+    # ------------------------------------------------------------------ updates
+    def add(self, vectors, ids) -> None:
+        """Add vectors (normalised float32, shape (n, dim)) under new, distinct ids >= 0.
+        May rebuild the index as another type when the live count crosses ``FLAT_MAX``."""
+        x = _as_vectors(vectors, self.dim)
+        ids = _as_ids(ids)
+        if len(ids) != len(x):
+            raise ValueError(f"{len(x)} vectors but {len(ids)} ids")
+        if len(ids) == 0:
+            return
+        if np.unique(ids).size != ids.size:
+            raise ValueError("duplicate ids in one add")
+        present = self.contains(ids)
+        if present.any():
+            raise ValueError(f"ids already in the index (remove them first): {ids[present][:10].tolist()}")
+        if self.kind == "ivf" and not self.index.is_trained:
+            self.index.train(x)
+        self.index.add_with_ids(x, ids)
+        self._live_cache = None
+        if self.auto:
+            target = self._target_type(self.ntotal)
+            if target != self.index_type:
+                self.rebuild(target)
+
+    def _target_type(self, n: int) -> str:
+        target = choose_index_type(n)
+        if self.kind != "flat" and target == "Flat" and n >= FLAT_MAX * SHRINK_HYSTERESIS:
+            return self.index_type  # no flip-flopping just below the threshold
+        return target
+
+    def remove(self, ids) -> int:
+        """Remove ids (absent ones are ignored); returns how many were removed. HNSW entries
+        become tombstones; past ``TOMBSTONE_REBUILD_FRACTION`` the index is rebuilt."""
+        ids = np.unique(_as_ids(ids))
+        if ids.size == 0 or self.ntotal == 0:
+            return 0
+        live, pos = self._live()
+        at = np.minimum(np.searchsorted(live, ids), live.size - 1)
+        hit = live[at] == ids
+        if not hit.any():
+            return 0
+        if self.kind == "hns":
+            idm = self._id_map()
+            idm[pos[at[hit]]] = TOMBSTONE
+            self.index.construct_rev_map()
+            self._dead += int(hit.sum())
+            removed = int(hit.sum())
+            self._live_cache = None
+            if self._dead > TOMBSTONE_REBUILD_FRACTION * self.index.ntotal:
+                self.rebuild()
+            return removed
+        removed = int(self.index.remove_ids(faiss.IDSelectorBatch(ids[hit])))
+        self._live_cache = None
+        if self.auto and self._target_type(self.ntotal) != self.index_type:
+            self.rebuild()
+        return removed
+
+    def _live_blocks(self):
+        """Yield (vectors, ids) of live entries in blocks, from the index's own storage."""
+        if self.kind == "ivf":
+            ids = self._live()[0]
+            for b in range(0, ids.size, _BLOCK):
+                blk = ids[b : b + _BLOCK]
+                yield self.index.reconstruct_batch(blk), blk
+            return
+        n = int(self.index.ntotal)
+        storage = self.index.index
+        if self.kind == "hns":
+            storage = faiss.downcast_index(self.index.index).storage
+        storage = faiss.downcast_index(storage)
+        for b in range(0, n, _BLOCK):
+            e = min(n, b + _BLOCK)
+            blk_ids = self._id_map()[b:e].copy()
+            vecs = storage.reconstruct_n(b, e - b)
+            keep = blk_ids != TOMBSTONE
+            if keep.any():
+                yield vecs[keep], blk_ids[keep]
+
+    def rebuild(self, index_type: str | None = None) -> None:
+        """Rebuild from the stored vectors, dropping tombstones. ``index_type`` defaults to the
+        size-chosen type (auto) or the current one. Peak memory: old + new index."""
+        if index_type is None:
+            index_type = self._target_type(self.ntotal) if self.auto else self.index_type
+        kind = _kind(index_type)
+        new = self._new_faiss_index(index_type)
+        if kind == "ivf":
+            new.train(self._training_sample(new))
+        for vecs, ids in self._live_blocks():
+            new.add_with_ids(np.ascontiguousarray(vecs), ids)
+        self.index, self.index_type, self.kind = new, index_type, kind
+        self._dead = 0
+        self._live_cache = None
+
+    def _training_sample(self, ivf_index) -> np.ndarray:
+        nlist = faiss.extract_index_ivf(ivf_index).nlist
+        want = min(self.ntotal, max(256 * nlist, 65_536))
+        ids = self._live()[0]
+        if ids.size < nlist:
+            raise ValueError(f"{ids.size} vectors cannot train {nlist} IVF lists")
+        pick = np.sort(np.random.default_rng(0).choice(ids, size=want, replace=False))
+        return self.reconstruct(pick)
+
+    # ------------------------------------------------------------------ reading
+    def reconstruct(self, ids) -> np.ndarray:
+        """The stored vectors of ``ids`` (exact for Flat/HNSW/IVF-Flat, decoded for PQ).
+        Raises KeyError for ids that are not live."""
+        ids = _as_ids(ids)
+        if ids.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        missing = ~self.contains(ids)
+        if missing.any():
+            raise KeyError(f"ids not in the index: {ids[missing][:10].tolist()}")
+        return self.index.reconstruct_batch(ids)
+
+    def _params(self, sel, scale: int = 1):
+        if self.kind == "hns":
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=self.ef_search * scale)
+        if self.kind == "ivf":
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            return faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, self.nprobe * scale))
+        return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+    def search(self, query_vectors, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` by inner product: (scores float32 (nq, k), ids int64 (nq, k)), best first.
+        With ``allowed_ids`` only those ids are candidates (the filter runs inside the search).
+        Rows hold ``min(k, candidates)`` results, padded with score -inf and id -1."""
+        q = _as_vectors(query_vectors, self.dim)
+        k = int(k)
+        if k <= 0:
+            raise ValueError("k must be >= 1")
+        nq = len(q)
+        if allowed_ids is not None:
+            allowed = np.unique(_as_ids(allowed_ids))
+            allowed = allowed[self.contains(allowed)]
+            n_cand = int(allowed.size)
+        else:
+            allowed, n_cand = None, self.ntotal
+        if n_cand == 0:
+            return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
+        if allowed is not None and self.kind != "flat" and n_cand <= EXACT_FILTER_MAX:
+            return self._exact(q, k, allowed)
+        if allowed is not None:
+            sel = faiss.IDSelectorBatch(allowed)
+        elif self._dead:
+            sel = faiss.IDSelectorRange(0, _MAX_ID)  # tombstones carry id -1
+        else:
+            sel = None
+        d, i = self.index.search(q, k, params=self._params(sel))
+        want = min(k, n_cand)
+        short = np.flatnonzero((i[:, :want] < 0).any(axis=1))
+        if short.size and self.kind != "flat":
+            d2, i2 = self.index.search(q[short], k, params=self._params(sel, scale=4))
+            d[short], i[short] = d2, i2
+            short = short[(i2[:, :want] < 0).any(axis=1)]
+            if short.size:
+                d3, i3 = self._exact(q[short], k, allowed if allowed is not None else self._live()[0])
+                d[short], i[short] = d3, i3
+        d[i < 0] = -np.inf
+        return d, i
+
+    def _exact(self, q: np.ndarray, k: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of ``q`` over the live ids ``cand``, scored from reconstructed vectors."""
+        nq = len(q)
+        best_d = np.full((nq, k), -np.inf, np.float32)
+        best_i = np.full((nq, k), -1, np.int64)
+        for b in range(0, cand.size, _BLOCK):
+            blk = cand[b : b + _BLOCK]
+            s = q @ self.index.reconstruct_batch(blk).T
+            d = np.concatenate([best_d, s], axis=1)
+            i = np.concatenate([best_i, np.broadcast_to(blk, s.shape)], axis=1)
+            top = np.argpartition(-d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.arange(d.shape[1])[None].repeat(nq, 0)
+            best_d = np.take_along_axis(d, top, axis=1)
+            best_i = np.take_along_axis(i, top, axis=1)
+        order = np.argsort(-best_d, axis=1, kind="stable")
+        return np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the FAISS index (tombstones and efSearch/nprobe included) to ``path``."""
+        if self.kind == "hns":
+            faiss.downcast_index(self.index.index).hnsw.efSearch = self.ef_search
+        elif self.kind == "ivf":
+            self.index.nprobe = self.nprobe
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path, *, auto: bool = True) -> VectorIndex:
+        """Read an index written by ``save``; ``auto`` lets it keep switching type by size."""
+        index = faiss.read_index(str(path))
+        self = cls.__new__(cls)
+        self.auto = auto
+        self._live_cache = None
+        self._dead = 0
+        self.ef_construction = EF_CONSTRUCTION
+        self.ef_search, self.nprobe = EF_SEARCH, NPROBE
+        self.dim = int(index.d)
+        if isinstance(index, faiss.IndexIDMap2):
+            inner = faiss.downcast_index(index.index)
+            self.index = index
+            if isinstance(inner, faiss.IndexHNSW):
+                self.kind = "hns"
+                self.ef_search = int(inner.hnsw.efSearch)
+                self.ef_construction = int(inner.hnsw.efConstruction)
+                self.index_type = f"HNSW{inner.hnsw.nb_neighbors(1)}"
+                self._dead = int((self._id_map() == TOMBSTONE).sum())
+            elif isinstance(inner, faiss.IndexFlat):
+                self.kind, self.index_type = "flat", "Flat"
+            else:
+                raise ValueError(f"{path}: unsupported inner index {type(inner).__name__}")
+        elif isinstance(index, faiss.IndexIVF):
+            index = faiss.downcast_index(index)
+            self.index, self.kind = index, "ivf"
+            self.nprobe = int(index.nprobe)
+            if isinstance(index, faiss.IndexIVFFlat):
+                self.index_type = f"IVF{index.nlist},Flat"
+            elif isinstance(index, faiss.IndexIVFPQ):
+                self.index_type = f"IVF{index.nlist},PQ{index.pq.M}x{index.pq.nbits}"
+            else:
+                raise ValueError(f"{path}: unsupported IVF index {type(index).__name__}")
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        else:
+            raise ValueError(f"{path}: not a VectorIndex file ({type(index).__name__})")
+        if index.metric_type != METRIC:
+            raise ValueError(f"{path}: metric is not inner product")
+        return self
+
+    def __repr__(self) -> str:
+        return f"VectorIndex({self.index_type}, ntotal={self.ntotal}, tombstones={self._dead}, auto={self.auto})"
