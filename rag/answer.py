@@ -7,12 +7,17 @@ import threading
 from dataclasses import dataclass
 
 from . import config as C
-from .query import Question
-from .retrieve import Retrieval, ScoredSentence, Statistics, stem, stems, weighted_share
+from dataclasses import replace
+
+from .query import STOPWORDS, Question
+import re
+
+from .retrieve import Retrieval, ScoredSentence, Statistics, has_answer_type, scoring_terms, stem, stems, weighted_share
 from .store import Index
 from .types import Answer, Citation
 
 ABSTAIN_TEXT = "The articles don't say."
+MULTI_CUE = re.compile(r"\b(both|each|all three|which two|in (?:19|20)\d\d and (?:in )?(?:19|20)\d\d)\b", re.I)
 
 # spaCy entity labels that answer each question type
 TYPE_LABELS = {
@@ -77,44 +82,94 @@ class Decision:
     evidence: tuple[ScoredSentence, ...]
 
 
-def coverage(question: Question, index: Index, stats: Statistics, s: ScoredSentence) -> float:
-    """IDF-weighted share of question terms found anywhere in the evidence's article (the period
-    words count when the article matches the period)."""
-    art = index.articles[s.doc_id]
-    present = stems(art.text) | stems(art.title)
-    if art.date:
-        present.add(art.date[:4])
+def coverage(question: Question, stats: Statistics, evidence: list[ScoredSentence]) -> float:
+    """IDF-weighted share of the question's terms found in the evidence's articles (period
+    words count as found when the article matches the period)."""
+    present: set[str] = set()
+    for s in evidence:
+        present |= stats.article_stems[s.doc_id]
     terms = [stem(t) for t in question.terms]
-    if s.period > 0:
-        terms = [t for t in terms if not t.isdigit()]
+    if any(s.period > 0 for s in evidence):
+        terms = scoring_terms(question)
     return weighted_share(list(dict.fromkeys(terms)), present, stats)
 
 
-def decide(retrieval: Retrieval, index: Index, stats: Statistics) -> Decision:
+def _multi_article(q: Question) -> bool:
+    return len(q.years) + len(q.operations) >= 2 or bool(MULTI_CUE.search(q.text))
+
+
+def missing_names(q: Question, stats: Statistics, evidence: list[ScoredSentence]) -> list[str]:
+    """Names in the question (not period words) that none of the evidence articles mention; a
+    demonym matches its country by a shared prefix (Italian ~ Italy, Russian ~ Russia)."""
+    present: set[str] = set()
+    for s in evidence:
+        present |= stats.article_stems[s.doc_id]
+    out = []
+    for name in q.names:
+        w = name.lower().strip("’'")
+        w = re.sub(r"[’']s$", "", w)
+        if len(w) < 3 or w in q.period_words or w in STOPWORDS:
+            continue
+        st = stem(w)
+        prefix = w[: max(4, len(w) - 3)]
+        if st not in present and not any(p.startswith(prefix) for p in present):
+            out.append(name)
+    return out
+
+
+def _extend(s: ScoredSentence, stats: Statistics, retrieval: Retrieval, index: Index) -> ScoredSentence:
+    """When the best sentence lacks the asked type (a quote split over sentences: the speaker is
+    in the sentence before or after), widen it to the neighbour in the same paragraph that has it."""
+    q = retrieval.question
+    art = index.articles[s.doc_id]
+    for j in (s.index - 1, s.index + 1):
+        if not 0 <= j < len(art.sentences):
+            continue
+        a, b = sorted((art.sentences[j], art.sentences[s.index]), key=lambda x: x.start)
+        if "\n" in art.text[a.end : b.start]:
+            continue  # another paragraph
+        if has_answer_type(q.qtype, art.sentence_text(j), q):
+            return replace(s, start=a.start, end=b.end, typed=True)
+    return s
+
+
+def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
     q = retrieval.question
     if not retrieval.sentences:
         return Decision(True, "no article matches the filters" if not retrieval.allowed_docs else "nothing relevant found", ())
-    top = retrieval.sentences[:5]
+    top = list(retrieval.sentences[:8])
+    best = top[0]
+    if not best.typed:
+        wider = _extend(best, stats, retrieval, index)
+        if wider.typed:
+            best = top[0] = wider
     typed = [s for s in top if s.typed]
-    best = typed[0] if typed else top[0]
-    if not typed and q.qtype in ("who", "when", "number", "where"):
-        return Decision(True, f"no passage holds a {q.qtype} answer", ())
+    if typed and typed[0] is not best and typed[0].score >= best.score - C.TYPE_MARGIN:
+        best = typed[0]
+    if not best.typed and q.qtype in ("who", "when", "number", "where"):
+        if not typed or typed[0].score < best.score - C.TYPE_MARGIN:
+            return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
+        best = typed[0]
     if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
         return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
-    cov = coverage(q, index, stats, best)
-    if cov < C.MIN_COVERAGE:
-        return Decision(True, f"the articles do not mention enough of the question ({cov:.0%})", ())
-    missing = [n for n in q.names if stem(n.lower()) not in stems(index.articles[best.doc_id].text)]
-    if missing:
-        return Decision(True, f"the articles do not mention {', '.join(missing)}", ())
     evidence = [best]
-    if q.is_list:
-        for s in top:
-            if s is best or not s.typed:
-                continue
-            if s.score >= 0.85 * best.score and (s.doc_id, s.index) != (best.doc_id, best.index):
+    if _multi_article(q):  # one sentence from each article that answers
+        for s in typed or top:
+            if s.doc_id not in {e.doc_id for e in evidence} and s.score >= 0.7 * best.score:
+                evidence.append(s)
+            if len(evidence) == 3:
+                break
+    elif q.is_list:
+        for s in typed or top:
+            if s is not best and s.score >= 0.85 * best.score:
                 evidence.append(s)
                 break
+    missing = missing_names(q, stats, evidence)
+    if missing:
+        return Decision(True, f"the articles do not mention {', '.join(missing)}", ())
+    cov = coverage(q, stats, evidence)
+    if cov < C.MIN_COVERAGE:
+        return Decision(True, f"the articles do not mention enough of the question ({cov:.0%})", ())
     return Decision(False, None, tuple(evidence))
 
 
@@ -122,7 +177,7 @@ def build_answer(
     retrieval: Retrieval, index: Index, stats: Statistics, tagger: EntityTagger | None, latency_ms: float = 0.0
 ) -> Answer:
     q = retrieval.question
-    d = decide(retrieval, index, stats)
+    d = decide(retrieval, stats, index)
     if d.abstain:
         return Answer(
             question=q.text,

@@ -30,6 +30,7 @@ W_TYPE = 0.15  # the sentence holds an answer of the asked type
 DEFAULT_K = 5
 
 # abstention
+TYPE_MARGIN = 0.35  # a lower sentence holding the asked type wins over the best one within this margin
 MIN_COVERAGE = 0.55  # IDF-weighted share of the question's terms found in the evidence's article
 MIN_DENSE = 0.25  # cosine of the best evidence sentence
 MIN_SCORE = 0.75  # sentence score of the best evidence

@@ -13,7 +13,7 @@ from .answer import EntityTagger, build_answer
 from .embed import Embedder, MiniLMEmbedder
 from .errors import BadInputError
 from .ingest import collect
-from .query import analyze, is_english
+from .query import analyze, is_english, with_known_operations
 from .retrieve import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from .store import Index, IndexStore, UpdateReport, corpus_hash
 from .types import Answer
@@ -90,7 +90,7 @@ class RagPipeline:
         self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
         since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
     ) -> Retrieval:
-        q = analyze(question, list(history or []))
+        q = with_known_operations(analyze(question, list(history or [])), self.stats.operations)
         filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), tuple(sources))
         if filters.since and filters.until and filters.since > filters.until:
             raise BadInputError(f"--since {filters.since} is after --until {filters.until}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import MAX_QUESTION_CHARS
 from .errors import BadInputError
@@ -19,6 +19,9 @@ STOPWORDS = frozenset(
     those through to too under until up very was we were what when where which while who whom whose
     why will with would you your yours also say said says tell told according did does many much
     whose one ones else ever get got give given make made take took per via yet still""".split()
+) | frozenset(  # words about the articles, not the events
+    """article articles coverage covered story stories report reports reported reporting describe
+    described describes mention mentioned mentions appear appears appeared name named piece""".split()
 )
 QUESTION_WORDS = frozenset("what when where which who whom whose why how".split())
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
@@ -31,11 +34,11 @@ _FOLLOWUP_START = re.compile(r"^(and|but|also|what about|how about|then|so)\b", 
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|those|these|this|there)\b", re.I)
 
 TYPE_PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("number", re.compile(r"^\s*(how many|how much|what (?:was |is )?the (?:number|total|toll|death toll|percentage|population)|what number|how large|how big|how old|how long|by how much)\b", re.I)),
-    ("when", re.compile(r"^\s*(when|what (?:day|date|time|month|year)|on what (?:day|date)|which (?:day|date|month|year)|at what time|in what year|in which year)\b", re.I)),
-    ("who", re.compile(r"^\s*(who|whom|whose|which (?:person|official|minister|leader|politician|spokesman|spokesperson|journalist|reporter|commander|group|organi[sz]ation|country|countries)|what (?:is the name of|group|organi[sz]ation|country))\b", re.I)),
-    ("where", re.compile(r"^\s*(where|in what (?:city|town|place|country)|in which (?:city|town|place|country)|what (?:city|town|place))\b", re.I)),
-    ("why", re.compile(r"^\s*(why|what (?:caused|sparked|triggered|prompted|led to)|for what reason|what was the reason)\b", re.I)),
+    ("number", re.compile(r"\b(how many|how much|what (?:was |is )?the (?:number|total|toll|death toll|percentage|population)|what number|how large|how big|how old|how long|by how much)\b", re.I)),
+    ("when", re.compile(r"\b(when|what (?:day|date|time|month|year)|on what (?:day|date)|which (?:day|date|month|year)|at what time|in what year|in which year)\b", re.I)),
+    ("who", re.compile(r"\b(who|whom|whose|which (?:\S+\s+){0,3}?(?:person|people|officials?|ministers?|leaders?|politicians?|spokes(?:man|person)|journalist|reporter|commanders?|chief|presidents?|secretary|envoy|coordinator|general|head|group|organi[sz]ation|country|countries|parties|members?)|what (?:is|was|were|are) the names? of|what name|what (?:group|organi[sz]ation|country))\b", re.I)),
+    ("where", re.compile(r"\b(where|in what (?:city|town|place|country)|in which (?:city|town|place|country)|what (?:city|town|place))\b", re.I)),
+    ("why", re.compile(r"\b(why|what (?:caused|sparked|triggered|prompted|led to)|for what reason|what was the reason)\b", re.I)),
 ]
 LIST_CUE = re.compile(r"\b(which (?:countries|leaders|officials|groups|ministers)|name (?:the|all)|list|what are the|who are the|both|each of|which two|three)\b", re.I)
 
@@ -50,8 +53,10 @@ class Question:
     years: tuple[int, ...]
     months: tuple[str, ...]
     operations: tuple[str, ...]
+    period_words: frozenset[str]  # words that only name the period ("during Operation X", "in 2012")
     is_list: bool
     followup: bool
+    focus: tuple[str, ...] = ()  # the role asked for by name: ("foreign", "minister")
 
 
 def normalize_question(q: str) -> str:
@@ -84,11 +89,20 @@ def is_english(q: str) -> bool:
     return ascii_share >= 0.8
 
 
+_LEAD = re.compile(r"^(?:[^,?]*,\s*){0,3}")
+
+
 def question_type(q: str) -> str:
+    """The asked type from the question phrase at the start, or right after leading comma
+    clauses ("As of Thursday, how many ..." is a number question; "What did police fire when
+    they stormed ..." is not a when question)."""
+    starts = {0} | {m.end() for m in re.finditer(r",\s*", q)}
+    best = None
     for name, pat in TYPE_PATTERNS:
-        if pat.search(q):
-            return name
-    return "what"
+        for m in pat.finditer(q):
+            if m.start() in starts and (best is None or m.start() < best[0]):
+                best = (m.start(), name)
+    return best[1] if best else "what"
 
 
 def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
@@ -96,6 +110,25 @@ def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str,
     months = tuple(sorted({m for m in _MONTH.findall(text)}))
     ops = tuple(sorted({" ".join(m.split()) for m in _OPERATION.findall(text)}))
     return years, months, ops
+
+
+_PERIOD_FRAME = re.compile(r"\b(during|in|amid|throughout|of|since|after|before|by|on)\s+(?:the\s+)?$", re.I)
+
+
+def period_words(text: str, years, months, operations) -> frozenset[str]:
+    """Year and month words, and the words of an operation's name when the question frames it as
+    a period ("during Operation Shield and Arrow"), not as its subject ("launch Operation ...")."""
+    out = {str(y) for y in years} | {m.lower() for m in months}
+    for op in operations:
+        i = text.lower().find(op.lower())
+        if i < 0:
+            continue
+        before = text[:i]
+        if before.rstrip().endswith("Operation"):
+            before = before.rstrip()[: -len("Operation")]
+        if _PERIOD_FRAME.search(before):
+            out |= set(words(op)) | {"operation"}
+    return frozenset(out)
 
 
 def _names(q: str) -> tuple[str, ...]:
@@ -107,9 +140,48 @@ def _names(q: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+_FOCUS = [
+    re.compile(r"\bnames? of (?:the |an? |its |their )?((?:[\w’'-]+ ){0,7}?[\w’'-]+?)(?: (?:who|that|which|whom|when|killed|in|on|at|during|of|from|to|for|by)\b|[?,]|$)", re.I),
+    re.compile(r"\bwho (?:was|is|were|are) (?:the )?(?:[\w’'-]+[’']s? )((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
+    re.compile(r"\bwho (?:was|is|were|are) the ((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
+]
+
+
+def focus_noun(q: str) -> tuple[str, ...]:
+    """The role a name is asked for: the last run of lower-case words of the phrase ("foreign
+    minister" in "Who was Egypt's foreign minister?", "commander" in "the name of the Islamic
+    Jihad rocket division commander Israel killed"), at most two words; () when none."""
+    for pat in _FOCUS:
+        m = pat.search(q)
+        if not m:
+            continue
+        run: list[str] = []
+        for tok in m.group(1).split():
+            if tok[0].isupper():
+                if run:
+                    break
+                continue
+            run.append(tok.lower())
+        run = [w for w in run if w not in STOPWORDS]
+        if run:
+            return tuple(run[-2:])
+    return ()
+
+
 def is_followup(q: str) -> bool:
     n = len(words(q))
     return bool(_FOLLOWUP_START.search(q)) or (n <= 8 and bool(_PRONOUN.search(q)) and not _names(q))
+
+
+def with_known_operations(q: Question, operations: list[str]) -> Question:
+    """Add the operation names the corpus uses ("Pillar of Defense") that the question names
+    without the word "Operation"."""
+    low = q.search_text.lower()
+    extra = tuple(op for op in operations if op.lower() in low and op not in q.operations)
+    if not extra:
+        return q
+    ops = q.operations + extra
+    return replace(q, operations=ops, period_words=period_words(q.search_text, q.years, q.months, ops))
 
 
 def analyze(question: str, history: list[str] | None = None) -> Question:
@@ -140,6 +212,8 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
         years=years,
         months=months,
         operations=ops,
+        period_words=period_words(search_text, years, months, ops),
         is_list=bool(LIST_CUE.search(q)),
         followup=followup,
+        focus=focus_noun(q),
     )

@@ -21,7 +21,7 @@ from .types import Article, Passage
 # ---------- small text features ----------
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ions", "ion", "ments", "ment", "ers", "er", "ies", "ied", "es", "ed", "ly", "s")
 _NUMBER_WORDS = frozenset(
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands million millions dozens dozen half".split()
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands million millions dozens dozen half once twice thrice".split()
 )
 _DIGITS = re.compile(r"\d")
 _WHEN = re.compile(
@@ -43,14 +43,60 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in words(text) if w not in STOPWORDS}
 
 
+_HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
+_OPERATION_NAME = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
+_CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december".split())
+_AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\baged? \d+", re.I)
+_PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")
+_VAGUE_COUNT_NOUNS = frozenset({"times", "time", "people", "days", "more", "of"})
+
+
+def same_word(a: str, b: str) -> bool:
+    """Same word up to inflection or demonym: rocket ~ rockets, Israel ~ Israeli, Italy ~ Italian."""
+    if a == b or stem(a) == stem(b):
+        return True
+    n = max(4, min(len(a), len(b)) - 2)
+    return min(len(a), len(b)) >= 5 and a[:n] == b[:n]
+
+
 def has_answer_type(qtype: str, sentence: str, question: Question) -> bool:
+    """Does the sentence hold an answer of the asked type? A number for "how many X" (with X in
+    the sentence), an age for "how old", a date or day for "when", a name not already in the
+    question for "who", a place after a preposition for "where", a causal phrase for "why"."""
+    q = question.text
     if qtype == "number":
-        return bool(_DIGITS.search(sentence)) or any(w in _NUMBER_WORDS for w in words(sentence))
+        if re.search(r"\bhow old\b", q, re.I):
+            return bool(_AGE.search(sentence))
+        if not (_DIGITS.search(sentence) or any(w in _NUMBER_WORDS for w in words(sentence))):
+            return False
+        m = _HOW_MANY.search(q)
+        if m:
+            nouns = [w for w in words(m.group(1)) if w not in _VAGUE_COUNT_NOUNS and w not in STOPWORDS]
+            return all(stem(w) in stems(sentence) for w in nouns)
+        return True
     if qtype == "when":
         return bool(_WHEN.search(sentence))
-    if qtype in ("who", "where"):
-        asked = {stem(w) for w in words(question.search_text)}
+    asked = {stem(w) for w in words(question.search_text)}
+    asked_words = set(words(question.search_text))
+    if qtype == "who":
+        toks = words(sentence)
+        focus: list[int] = []
+        if question.focus:  # every focus word must occur; positions of the head noun
+            if not all(any(stem(f) == stem(w) for w in toks) for f in question.focus):
+                return False
+            focus = [k for k, w in enumerate(toks) if stem(question.focus[-1]) == stem(w)]
         for m in _CAPS.finditer(sentence):
+            name = [w for w in words(m.group(1)) if w not in _CALENDAR]
+            if not name or all(any(same_word(n, a) for a in asked_words) for n in name):
+                continue
+            if focus:  # the name must stand next to the role asked for
+                k = len(words(sentence[: m.start()]))
+                if not any(abs(k - f) <= 4 or abs(k + len(name) - 1 - f) <= 4 for f in focus):
+                    continue
+            return True
+        return False
+    if qtype == "where":
+        for m in _PLACE.finditer(sentence):
             if not {stem(w) for w in words(m.group(1))} <= asked:
                 return True
         return False
@@ -118,20 +164,36 @@ class Retrieval:
 
 
 class Statistics:
-    """IDF over the index's sentences (stemmed), built once per loaded index."""
+    """Per-index text statistics built once after loading: IDF over sentences (stemmed) and
+    the stems of every sentence, title and article, so scoring a question reads, not parses."""
 
     def __init__(self, index: Index):
         df: Counter[str] = Counter()
+        self.sentence_stems: dict[str, list[frozenset[str]]] = {}
+        self.article_stems: dict[str, frozenset[str]] = {}
+        self.title_stems: dict[str, frozenset[str]] = {}
         n = 0
         for a in index.articles.values():
-            for s in a.sentences:
-                df.update(stems(a.text[s.start : s.end]))
-                n += 1
+            ss = [frozenset(stems(a.text[s.start : s.end])) for s in a.sentences]
+            self.sentence_stems[a.doc_id] = ss
+            self.title_stems[a.doc_id] = frozenset(stems(a.title))
+            self.article_stems[a.doc_id] = frozenset().union(*ss, self.title_stems[a.doc_id])
+            for st in ss:
+                df.update(st)
+            n += len(ss)
         self.n = max(n, 1)
         self.df = df
+        ops: Counter[str] = Counter()
+        for a in index.articles.values():
+            ops.update(" ".join(m.split()) for m in _OPERATION_NAME.findall(a.text))
+        self.operations = sorted(ops)
 
     def idf(self, term: str) -> float:
         return math.log(1 + (self.n + 1) / (self.df.get(term, 0) + 0.5))
+
+    def context(self, doc_id: str, i: int, width: int = 2) -> frozenset[str]:
+        ss = self.sentence_stems[doc_id]
+        return frozenset().union(*ss[max(0, i - width) : i + width + 1], self.title_stems[doc_id])
 
 
 def weighted_share(terms: list[str], present: set[str], stats: Statistics) -> float:
@@ -163,6 +225,13 @@ def period_score(question: Question, article: Article) -> float:
         if any(op.lower() in low for op in question.operations):
             score += 1.0
     return score / parts
+
+
+def scoring_terms(question: Question) -> list[str]:
+    """Stemmed question terms for sentence scoring. Words that only name the period are left
+    out: the article-level period score carries them, and a sentence that merely repeats the
+    operation's name or the year is not the answer."""
+    return list(dict.fromkeys(stem(t) for t in question.terms if t not in question.period_words))
 
 
 def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
@@ -242,7 +311,7 @@ def retrieve(
     best = fused[ranked[0]] if ranked else 1.0
 
     # second stage: score the sentences of the top chunks
-    q_terms = list(dict.fromkeys(stem(t) for t in question.terms))
+    q_terms = scoring_terms(question)
     cand: dict[tuple[str, int], int] = {}
     for cid in ranked[: C.SENTENCE_CANDIDATE_CHUNKS]:
         for i in index.chunks[cid].sentences:
@@ -260,17 +329,11 @@ def retrieve(
         art = index.articles[d]
         vecs = index.sentence_vectors(d, idxs)
         cos = vecs @ qv
-        title_stems = stems(art.title)
         for i, c in zip(idxs, cos):
             sp = art.sentences[i]
             text = art.text[sp.start : sp.end]
-            own = stems(text)
-            lo, hi = max(0, i - 2), min(len(art.sentences), i + 3)
-            ctx = set(own) | title_stems
-            for j in range(lo, hi):
-                ctx |= stems(art.sentence_text(j))
-            lex = weighted_share(q_terms, own, stats)
-            con = weighted_share(q_terms, ctx, stats)
+            lex = weighted_share(q_terms, stats.sentence_stems[d][i], stats)
+            con = weighted_share(q_terms, stats.context(d, i), stats)
             typed = has_answer_type(question.qtype, text, question)
             cid = cand[(d, i)]
             score = (
@@ -283,6 +346,14 @@ def retrieve(
             )
             scored.append(ScoredSentence(d, i, sp.start, sp.end, score, float(c), lex, con, periods[d], typed, cid))
     scored.sort(key=lambda s: s.score, reverse=True)
+    # a question that names a period is answered from the articles of that period only
+    top_period = max(periods.values(), default=0.0)
+    if top_period > 0:
+        cues = [str(y) for y in question.years] + [op.lower() for op in question.operations]
+        scored = [
+            s for s in scored
+            if s.period >= top_period or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
+        ]
 
     # passages: chunks ranked by their best sentence, then by fused score
     chunk_best: dict[int, float] = {}

@@ -81,7 +81,7 @@ def _kind(index_type: str) -> str:
         raise ValueError(
             f"unsupported index type {index_type!r}: use 'Flat', 'HNSW<M>', 'IVF<n>,Flat' or 'IVF<n>,PQ<m>[x<bits>]'"
         )
-    return index_type[:3].lower() if index_type.startswith(("IVF", "HNS")) else "flat"
+    return "hnsw" if index_type.startswith("HNSW") else "ivf" if index_type.startswith("IVF") else "flat"
 
 
 def _as_vectors(x, dim: int) -> np.ndarray:
@@ -134,7 +134,7 @@ class VectorIndex:
             index.nprobe = self.nprobe
             return index
         index = faiss.index_factory(self.dim, "IDMap2," + index_type, METRIC)
-        if kind == "hns":
+        if kind == "hnsw":
             inner = faiss.downcast_index(index.index)
             inner.hnsw.efConstruction = self.ef_construction
             inner.hnsw.efSearch = self.ef_search
@@ -236,7 +236,7 @@ class VectorIndex:
         hit = live[at] == ids
         if not hit.any():
             return 0
-        if self.kind == "hns":
+        if self.kind == "hnsw":
             idm = self._id_map()
             idm[pos[at[hit]]] = TOMBSTONE
             self.index.construct_rev_map()
@@ -246,7 +246,10 @@ class VectorIndex:
             if self._dead > TOMBSTONE_REBUILD_FRACTION * self.index.ntotal:
                 self.rebuild()
             return removed
-        removed = int(self.index.remove_ids(faiss.IDSelectorBatch(ids[hit])))
+        gone = ids[hit]
+        # IVF's hash-table direct map only removes through an IDSelectorArray
+        sel = faiss.IDSelectorArray(gone) if self.kind == "ivf" else faiss.IDSelectorBatch(gone)
+        removed = int(self.index.remove_ids(sel))
         self._live_cache = None
         if self.auto and self._target_type(self.ntotal) != self.index_type:
             self.rebuild()
@@ -262,7 +265,7 @@ class VectorIndex:
             return
         n = int(self.index.ntotal)
         storage = self.index.index
-        if self.kind == "hns":
+        if self.kind == "hnsw":
             storage = faiss.downcast_index(self.index.index).storage
         storage = faiss.downcast_index(storage)
         for b in range(0, n, _BLOCK):
@@ -310,7 +313,7 @@ class VectorIndex:
         return self.index.reconstruct_batch(ids)
 
     def _params(self, sel, scale: int = 1):
-        if self.kind == "hns":
+        if self.kind == "hnsw":
             return faiss.SearchParametersHNSW(sel=sel, efSearch=self.ef_search * scale)
         if self.kind == "ivf":
             nlist = faiss.extract_index_ivf(self.index).nlist
@@ -365,7 +368,7 @@ class VectorIndex:
             s = q @ self.index.reconstruct_batch(blk).T
             d = np.concatenate([best_d, s], axis=1)
             i = np.concatenate([best_i, np.broadcast_to(blk, s.shape)], axis=1)
-            top = np.argpartition(-d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.arange(d.shape[1])[None].repeat(nq, 0)
+            top = np.argpartition(-d, k - 1, axis=1)[:, :k]  # d has > k columns
             best_d = np.take_along_axis(d, top, axis=1)
             best_i = np.take_along_axis(i, top, axis=1)
         order = np.argsort(-best_d, axis=1, kind="stable")
@@ -374,7 +377,7 @@ class VectorIndex:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the FAISS index (tombstones and efSearch/nprobe included) to ``path``."""
-        if self.kind == "hns":
+        if self.kind == "hnsw":
             faiss.downcast_index(self.index.index).hnsw.efSearch = self.ef_search
         elif self.kind == "ivf":
             self.index.nprobe = self.nprobe
@@ -395,7 +398,7 @@ class VectorIndex:
             inner = faiss.downcast_index(index.index)
             self.index = index
             if isinstance(inner, faiss.IndexHNSW):
-                self.kind = "hns"
+                self.kind = "hnsw"
                 self.ef_search = int(inner.hnsw.efSearch)
                 self.ef_construction = int(inner.hnsw.efConstruction)
                 self.index_type = f"HNSW{inner.hnsw.nb_neighbors(1)}"
