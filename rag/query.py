@@ -81,12 +81,24 @@ def content_terms(text: str) -> list[str]:
     return [w for w in words(text) if w and w not in STOPWORDS and len(w) > 1 or w.isdigit()]
 
 
+FOREIGN_FUNCTION_WORDS = frozenset(
+    """el la los las del que en por para con una unos y es qué quién cuándo dónde cómo cuántos le les
+    des du et est qui quand où combien une dans sur pour der die das und ist nicht wer wann wo wie
+    wieviele ein eine hat den dem mit von auf il lo gli che chi quando dove come quanti non sono""".split()
+)
+
+
 def is_english(q: str) -> bool:
+    """A cheap guess: mostly ASCII letters, and more English than foreign function words."""
     letters = [c for c in q if c.isalpha()]
     if not letters:
         return False
-    ascii_share = sum(c.isascii() for c in letters) / len(letters)
-    return ascii_share >= 0.8
+    if sum(c.isascii() for c in letters) / len(letters) < 0.8:
+        return False
+    ws = words(q)
+    foreign = sum(w in FOREIGN_FUNCTION_WORDS for w in ws)
+    english = sum(w in STOPWORDS for w in ws)
+    return foreign <= english or foreign < 2
 
 
 _LEAD = re.compile(r"^(?:[^,?]*,\s*){0,3}")

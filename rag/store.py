@@ -33,6 +33,7 @@ from .ingest import Corpus
 from .types import Article, Chunk, content_hash
 
 FORMAT_VERSION = 1
+MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
 FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
 BM25_DIR = "bm25"
 HNSW_THRESHOLD = 200_000  # chunk count from which an HNSW graph replaces exact search (bench/scale.py)
@@ -154,6 +155,9 @@ class IndexStore:
             manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
                 raise ValueError("not an object")
+            missing = [k for k in MANIFEST_KEYS if k not in manifest]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
         except (OSError, ValueError) as e:
             raise IndexCorruptError(f"{self.path}/manifest.json is unreadable ({e}); {_rebuild_hint(self.path)}") from e
         return manifest
@@ -424,7 +428,11 @@ def bm25_tokenize(texts: list[str]):
 
 
 def _save_bm25(path: Path, chunks: list[Chunk], ids: list[int]) -> None:
+    import logging
+
     import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
     retriever = bm25s.BM25()
     retriever.index(bm25_tokenize([c.embed_text for c in chunks]), show_progress=False)

@@ -66,7 +66,7 @@ def split_sentences(text: str, start: int, end: int) -> list[Span]:
         cut = m.end()
         if not _NEXT_START.match(text, cut, end) or _CREDIT_TAIL.match(text, cut, end):
             continue
-        if text[m.start()] == "." and _is_abbreviation(text, s, m.start()):
+        if text[m.start()] == "." and _is_abbreviation(text, s, m.start(), cut):
             continue
         if cut > s:
             spans.append(Span(s, cut))
@@ -82,13 +82,15 @@ def split_sentences(text: str, start: int, end: int) -> list[Span]:
     return spans
 
 
-def _is_abbreviation(text: str, sent_start: int, dot: int) -> bool:
+def _is_abbreviation(text: str, sent_start: int, dot: int, cut: int) -> bool:
     k = dot
     while k > sent_start and not text[k - 1].isspace():
         k -= 1
     word = text[k:dot].lower().lstrip("(\"'“‘")
     if not word:
         return False
+    if word == "no":  # "No. 5", but "they said no."
+        return bool(re.match(r"\s*\d", text[cut : cut + 4]))
     if word in ABBREVIATIONS:
         return True
     # single initial ("J. Smith") or dotted acronym ("U.S", "a.m")

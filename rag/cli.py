@@ -1,0 +1,252 @@
+"""The `rag` command. Domain errors become one line on stderr and exit code 2 here, at the edge."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import config as C
+from .errors import RagError
+
+EXIT_ERROR = 2
+
+
+def _progress_bar(desc: str):
+    """A tqdm bar on stderr for embedding progress (shown for long runs only)."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=total < 50)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _pipeline(args, **kw):
+    from .pipeline import RagPipeline
+
+    return RagPipeline(index_dir=args.index_dir, **kw)
+
+
+def cmd_index(args) -> int:
+    from .ingest import collect
+    from .store import IndexStore
+
+    p = _pipeline(args)
+    paths = args.paths or [C.BUNDLED_ARTICLES]
+    corpus = collect(paths)
+    for s in corpus.skipped:
+        print(f"warning: skipped {s.path}: {s.reason}", file=sys.stderr)
+    for dup, kept in corpus.duplicates:
+        print(f"warning: {dup} has the same text as {kept}; indexed once", file=sys.stderr)
+    store: IndexStore = p.store
+    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    for dup, kept in report.duplicates[len(corpus.duplicates):]:
+        print(f"warning: {dup} has the same text as {kept}, already indexed; skipped", file=sys.stderr)
+    print(f"{report.summary()} ({report.chunks_embedded} chunks embedded) -> {store.path}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from .store import IndexStore
+
+    st = _pipeline(args).store
+    assert isinstance(st, IndexStore)
+    s = st.stats()
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    size = s["on_disk_bytes"]
+    print(f"index:     {s['index_dir']}")
+    print(f"documents: {s['documents']}")
+    print(f"chunks:    {s['chunks']}")
+    print(f"sentences: {s['sentences']}")
+    print(f"model:     {s['model']}")
+    print(f"dimension: {s['dim']}")
+    print(f"type:      {s['index_type']}")
+    print(f"on disk:   {size / 1e6:.2f} MB")
+    return 0
+
+
+def format_answer(ans) -> str:
+    lines = []
+    if ans.abstained:
+        lines.append(ans.answer + (f" ({ans.note})" if ans.note else ""))
+        if ans.passages:
+            lines.append("")
+            lines.append("Closest passages (related, not support):")
+            for p in ans.passages[:3]:
+                text = " ".join(p.text.split())
+                lines.append(f"  - {p.source}: {text[:160]}{'…' if len(text) > 160 else ''}")
+        return "\n".join(lines)
+    if ans.short_answer:
+        lines.append(f"Answer: {ans.short_answer}")
+    lines.append(ans.answer)
+    lines.append("")
+    lines.append("Sources:")
+    for c in ans.citations:
+        date = f", {c.date}" if c.date else ""
+        lines.append(f"  [{c.n}] {c.title} ({c.source}{date}), chars {c.start}-{c.end}")
+        lines.append(f"      “{' '.join(c.quote.split())}”")
+    return "\n".join(lines)
+
+
+def cmd_ask(args) -> int:
+    p = _pipeline(args)
+    ans = p.ask(
+        args.question, history=args.history, k=args.k, since=args.since, until=args.until,
+        sources=args.source or (), mode=args.mode,
+    )
+    if args.json:
+        print(json.dumps(ans.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(ans))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from eval.harness import bbc_paths, check_thresholds, compare, load_qa, run_eval
+
+    from .pipeline import RagPipeline
+
+    out = Path(args.out)
+    corpus = args.corpus or None
+    tmp = None
+    index_dir = args.index_dir
+    if corpus and index_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
+        index_dir = Path(tmp.name) / "index"
+    try:
+        p = RagPipeline(index_dir=index_dir)
+        paths = corpus or [C.BUNDLED_ARTICLES]
+        p.ensure_index(paths, progress=_progress_bar("indexing"))
+        articles = {a.source: a.text for a in p.index.articles.values()}
+        qa = load_qa(Path(args.qa), articles)
+        metrics = run_eval(p, qa, out / "clean", k=args.k, mode=args.mode, baseline=not args.no_baseline)
+        result = {"clean": metrics}
+        if args.distractors == "bbc":
+            with tempfile.TemporaryDirectory(prefix="rag-eval-bbc-") as d:
+                pb = RagPipeline(index_dir=Path(d) / "index")
+                pb.index_paths(list(paths) + bbc_paths(), progress=_progress_bar("indexing BBC"))
+                noisy = run_eval(pb, qa, out / "bbc", k=args.k, mode=args.mode, baseline=not args.no_baseline, label="bbc")
+            result["bbc"] = noisy
+            result["drop"] = compare(metrics, noisy)
+        (out / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        _print_headline(metrics)
+        failures = check_thresholds(metrics, Path(args.thresholds)) if args.thresholds else []
+        for f in failures:
+            print(f"below threshold: {f}", file=sys.stderr)
+        print(f"report: {out / 'clean' / 'report.md'}")
+        return 1 if failures and args.strict else 0
+    finally:
+        if tmp:
+            tmp.cleanup()
+
+
+def _print_headline(m: dict) -> None:
+    o = m.get("overall", m)
+    keys = ["evidence_recall@5", "answer_accuracy", "citation_precision", "citation_recall",
+            "abstention_unanswerable", "abstention_answerable", "latency_p50_ms", "latency_p95_ms"]
+    for k in keys:
+        if k in o:
+            v = o[k]
+            print(f"{k:26s} {v:.3f}" if isinstance(v, float) else f"{k:26s} {v}")
+
+
+def cmd_ui(args) -> int:
+    from ui.app import launch
+
+    launch(index_dir=args.index_dir, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rag", description="Cited question answering over news articles, offline.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def index_dir(p):
+        p.add_argument("--index-dir", type=Path, default=None, help=f"index directory (default {C.default_index_dir()})")
+
+    p = sub.add_parser("index", help="index articles (.txt/.md files or folders); idempotent")
+    p.add_argument("paths", nargs="*", type=Path, help=f"files or folders (default: the bundled {C.BUNDLED_ARTICLES.name}/)")
+    index_dir(p)
+    p.add_argument("--prune", action="store_true", help="remove indexed articles whose files are not among PATHS")
+    p.add_argument("--rebuild", action="store_true", help="ignore the existing index and build a new one")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("stats", help="documents, chunks, model, dimension, size of the index")
+    index_dir(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("ask", help="answer a question with citations, or say the articles don't")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-k", type=int, default=C.DEFAULT_K, help="passages to return (default %(default)s)")
+    p.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")
+    p.add_argument("--source", action="append", help="only this article file name (repeatable)")
+    p.add_argument("--history", action="append", default=[], help="an earlier question of the conversation (repeatable, oldest first)")
+    p.add_argument("--mode", choices=["extractive", "llm"], default="extractive")
+    index_dir(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="evaluate against hand-written Q&A pairs")
+    p.add_argument("--qa", type=Path, default=C.PROJECT_ROOT / "eval" / "qa.jsonl")
+    p.add_argument("--corpus", type=Path, nargs="+", help="articles to index and evaluate on (default: the bundled index)")
+    index_dir(p)
+    p.add_argument("--distractors", choices=["bbc"], help="also run with the 2,225 BBC News articles added")
+    p.add_argument("--out", type=Path, default=C.PROJECT_ROOT / "eval" / "runs" / "latest")
+    p.add_argument("-k", type=int, default=C.DEFAULT_K)
+    p.add_argument("--mode", choices=["extractive", "llm"], default="extractive")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain LangChain baseline column")
+    p.add_argument("--thresholds", type=Path, default=C.PROJECT_ROOT / "eval" / "thresholds.json")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a threshold is broken")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("ui", help="open the chat in the browser (Gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    index_dir(p)
+    p.set_defaults(func=cmd_ui)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RagError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the index was left as it was before this command", file=sys.stderr)
+        return 130
+    except Exception as e:  # the edge: no traceback for the user
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Shared fixtures. Network is blocked except loopback; the default index dir points at a
+temporary folder; the real MiniLM model and a bundled-corpus index are built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTICLES = ROOT / "articles"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")):
+        return _real_connect(self, address)
+    if self.family == socket.AF_UNIX:
+        return _real_connect(self, address)
+    raise RuntimeError(f"network access blocked in tests: {address!r}")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def _index_dir_in_tmp(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "default-index"))
+
+
+@pytest.fixture
+def articles_copy(tmp_path) -> Path:
+    d = tmp_path / "articles"
+    shutil.copytree(ARTICLES, d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from rag.embed import MiniLMEmbedder
+
+    e = MiniLMEmbedder()
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="session")
+def bundled_index_dir(tmp_path_factory, minilm) -> Path:
+    """The bundled articles indexed once with the real model (read-only for tests)."""
+    from rag.pipeline import RagPipeline
+
+    d = tmp_path_factory.mktemp("bundled") / "index"
+    RagPipeline(index_dir=d, embedder=minilm).ensure_index([ARTICLES])
+    return d
+
+
+@pytest.fixture(scope="session")
+def pipeline(bundled_index_dir, minilm):
+    from rag.pipeline import RagPipeline
+
+    p = RagPipeline(index_dir=bundled_index_dir, embedder=minilm)
+    p.warm_up()
+    return p
