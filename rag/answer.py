@@ -17,7 +17,6 @@ from .store import Index
 from .types import Answer, Citation
 
 ABSTAIN_TEXT = "The articles don't say."
-MULTI_CUE = re.compile(r"\b(both|each|all three|which two|in (?:19|20)\d\d and (?:in )?(?:19|20)\d\d)\b", re.I)
 
 # spaCy entity labels that answer each question type
 TYPE_LABELS = {
@@ -94,10 +93,6 @@ def coverage(question: Question, stats: Statistics, evidence: list[ScoredSentenc
     return weighted_share(list(dict.fromkeys(terms)), present, stats)
 
 
-def _multi_article(q: Question) -> bool:
-    return len(q.years) + len(q.operations) >= 2 or bool(MULTI_CUE.search(q.text))
-
-
 def missing_names(q: Question, stats: Statistics, evidence: list[ScoredSentence]) -> list[str]:
     """Names in the question (not period words) that none of the evidence articles mention; a
     demonym matches its country by a shared prefix (Italian ~ Italy, Russian ~ Russia)."""
@@ -144,16 +139,17 @@ def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
         if wider.typed:
             best = top[0] = wider
     typed = [s for s in top if s.typed]
-    if typed and typed[0] is not best and typed[0].score >= best.score - C.TYPE_MARGIN:
+    strict = q.qtype in ("who", "when", "number", "where")  # types a sentence can be checked for
+    if strict and typed and typed[0] is not best and typed[0].score >= best.score - C.TYPE_MARGIN:
         best = typed[0]
-    if not best.typed and q.qtype in ("who", "when", "number", "where"):
+    if not best.typed and strict:
         if not typed or typed[0].score < best.score - C.TYPE_MARGIN:
             return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
         best = typed[0]
     if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
         return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
     evidence = [best]
-    if _multi_article(q):  # one sentence from each article that answers
+    if q.multi:  # one sentence from each article that answers
         for s in typed or top:
             if s.doc_id not in {e.doc_id for e in evidence} and s.score >= 0.7 * best.score:
                 evidence.append(s)

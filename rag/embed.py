@@ -7,6 +7,7 @@ inside it (mean of the chunk's contextual token vectors over the sentence's char
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -161,6 +162,12 @@ def _pool_spans(hidden: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans
 _WORD = re.compile(r"\w+")
 
 
+@functools.lru_cache(maxsize=100_000)
+def _word_hash(word: str) -> tuple[int, float]:
+    h = hashlib.sha256(word.encode()).digest()
+    return int.from_bytes(h[:4], "little"), 1.0 if h[4] & 1 else -1.0
+
+
 class HashEmbedder:
     """Deterministic bag-of-words embedder: each lower-cased word adds a signed unit to a bucket
     chosen by its sha256. Exact and fast, for tests of retrieval math and persistence."""
@@ -175,8 +182,8 @@ class HashEmbedder:
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
         for w in _WORD.findall(text.lower()):
-            h = hashlib.sha256(w.encode()).digest()
-            v[int.from_bytes(h[:4], "little") % self.dim] += 1.0 if h[4] & 1 else -1.0
+            bucket, sign = _word_hash(w)
+            v[bucket % self.dim] += sign
         return v
 
     def count_tokens(self, texts):

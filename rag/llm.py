@@ -313,9 +313,12 @@ def make_chat_model(
             if base_url is None:
                 raise BadInputError(f"kind 'openai' without base_url needs an API key in ${api_key_env}")
             api_key = "sk-no-key-needed"
+        # ChatOpenAI sends the limit as max_completion_tokens, which llama-cpp-python's and other
+        # OpenAI-compatible servers ignore: send the older max_tokens too when a server is named.
+        extra = {"extra_body": {"max_tokens": max_tokens}} if base_url else {}
         return ChatOpenAI(
             model=model, base_url=base_url, api_key=api_key, temperature=temperature,
-            max_tokens=max_tokens, max_retries=1, timeout=300,
+            max_tokens=max_tokens, max_retries=1, timeout=300, **extra,
         )
     raise BadInputError(f"unknown chat model kind {kind!r}; use 'local' or 'openai'")
 
@@ -355,17 +358,41 @@ def format_passages(passages: Sequence[Passage], articles: Mapping[str, Article]
     return "\n\n".join(blocks)
 
 
-def build_messages(question: str, passages: Sequence[Passage], articles: Mapping[str, Article]) -> list:
-    """System and user messages for the chat model."""
-    from langchain_core.messages import HumanMessage, SystemMessage
+REMINDER = (
+    "Answer the question in one to three short sentences, in your own words, with the passage "
+    f"number in square brackets after each claim. If the passages do not answer it, reply exactly: {ABSTAIN_TEXT}"
+)
 
-    user = (
-        f"Passages:\n\n{format_passages(passages, articles)}\n\n"
-        f"Question: {question.strip()}\n\n"
-        "Answer in one to three short sentences, with the passage number in square brackets after "
-        f"each claim, or reply exactly: {ABSTAIN_TEXT}"
-    )
-    return [SystemMessage(content=SYSTEM_PROMPT), HumanMessage(content=user)]
+# One worked example (a made-up town, so that none of its facts can leak into a real answer).
+EXAMPLE_USER = (
+    "Passages:\n\n"
+    '[1] From the article "Flood closes bridge":\n'
+    "Heavy rain flooded the river in Lowton on Monday. The council closed the old bridge for two weeks.\n\n"
+    '[2] From the article "Mayor answers critics":\n'
+    "Mayor Ann Cole said repairs will cost 40,000 pounds.\n\n"
+    "Question: Why was the bridge closed, and for how long?\n\n"
+    + REMINDER
+)
+EXAMPLE_ANSWER = (
+    "Heavy rain flooded the river in Lowton on Monday [1]. "
+    "The council closed the old bridge for two weeks [1]."
+)
+
+
+def _user_message(question: str, passages_block: str) -> str:
+    return f"Passages:\n\n{passages_block}\n\nQuestion: {' '.join(question.split())}\n\n{REMINDER}"
+
+
+def build_messages(question: str, passages: Sequence[Passage], articles: Mapping[str, Article]) -> list:
+    """The chat: system instruction, one worked example, then the passages and the question."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    return [
+        SystemMessage(content=SYSTEM_PROMPT),
+        HumanMessage(content=EXAMPLE_USER),
+        AIMessage(content=EXAMPLE_ANSWER),
+        HumanMessage(content=_user_message(question, format_passages(passages, articles))),
+    ]
 
 
 # --------------------------------------------------------------------------------------------

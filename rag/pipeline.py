@@ -13,7 +13,7 @@ from .answer import EntityTagger, build_answer
 from .embed import Embedder, MiniLMEmbedder
 from .errors import BadInputError
 from .ingest import collect
-from .query import analyze, is_english, with_known_operations
+from .query import analyze, core_text, is_english, with_known_operations
 from .retrieve import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from .store import Index, IndexStore, UpdateReport, corpus_hash
 from .types import Answer
@@ -98,8 +98,12 @@ class RagPipeline:
         unknown = [s for s in filters.sources if s not in index.by_source]
         if unknown:
             raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats` or the documents list")
-        qv = self.embedder.embed_query(q.search_text)
-        return retrieve(index, self.stats, q, qv, k, filters)
+        core = core_text(q)
+        if core != q.search_text:
+            qv, qv_core = self.embedder.embed_texts([q.search_text, core])
+        else:
+            qv = qv_core = self.embedder.embed_query(q.search_text)
+        return retrieve(index, self.stats, q, qv, k, filters, qv_core=qv_core)
 
     def ask(
         self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,

@@ -40,6 +40,7 @@ TYPE_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("where", re.compile(r"\b(where|in what (?:city|town|place|country)|in which (?:city|town|place|country)|what (?:city|town|place))\b", re.I)),
     ("why", re.compile(r"\b(why|what (?:caused|sparked|triggered|prompted|led to)|for what reason|what was the reason)\b", re.I)),
 ]
+MULTI_CUE = re.compile(r"\b(both|each|all three|which two|in (?:19|20)\d\d and (?:in )?(?:19|20)\d\d)\b", re.I)
 LIST_CUE = re.compile(r"\b(which (?:countries|leaders|officials|groups|ministers)|name (?:the|all)|list|what are the|who are the|both|each of|which two|three)\b", re.I)
 
 
@@ -57,6 +58,11 @@ class Question:
     is_list: bool
     followup: bool
     focus: tuple[str, ...] = ()  # the role asked for by name: ("foreign", "minister")
+
+    @property
+    def multi(self) -> bool:
+        """Asks about several articles or periods at once ("in 2012 and 2021", "both")."""
+        return len(self.years) + len(self.operations) >= 2 or bool(MULTI_CUE.search(self.text))
 
 
 def normalize_question(q: str) -> str:
@@ -124,7 +130,7 @@ def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str,
     return years, months, ops
 
 
-_PERIOD_FRAME = re.compile(r"\b(during|in|amid|throughout|of|since|after|before|by|on)\s+(?:the\s+)?$", re.I)
+_PERIOD_FRAME = re.compile(r"\b(during|in|amid|throughout|of|since|after|before|by|on)\s+(?:the\s+)?(?:[\w’'-]+\s+){0,2}$", re.I)
 
 
 def period_words(text: str, years, months, operations) -> frozenset[str]:
@@ -183,6 +189,15 @@ def focus_noun(q: str) -> tuple[str, ...]:
 def is_followup(q: str) -> bool:
     n = len(words(q))
     return bool(_FOLLOWUP_START.search(q)) or (n <= 8 and bool(_PRONOUN.search(q)) and not _names(q))
+
+
+def core_text(q: Question) -> str:
+    """The question without the words that only name its period, for scoring sentences (a
+    sentence should match what is asked, not the operation's name)."""
+    if not q.period_words:
+        return q.search_text
+    kept = [w for w in _WORD.findall(q.search_text) if w.strip("'’-").lower() not in q.period_words]
+    return " ".join(kept) or q.search_text
 
 
 def with_known_operations(q: Question, operations: list[str]) -> Question:

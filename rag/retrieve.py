@@ -33,10 +33,12 @@ _CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z’'\-]+(?:\s+(?:al-|bin\s|of
 
 
 def stem(w: str) -> str:
+    """A light suffix stripper: rockets/rocket, causing/cause, responses/response."""
     for suf in _SUFFIXES:
         if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[: -len(suf)]
-    return w
+            w = w[: -len(suf)]
+            break
+    return w[:-1] if len(w) > 4 and w.endswith("e") else w
 
 
 def stems(text: str) -> set[str]:
@@ -264,7 +266,12 @@ def retrieve(
     qv: np.ndarray,
     k: int = C.DEFAULT_K,
     filters: Filters = Filters(),
+    qv_core: np.ndarray | None = None,
 ) -> Retrieval:
+    """``qv`` embeds the whole question (first stage); ``qv_core`` the question without its
+    period words (sentence stage), when they differ."""
+    if qv_core is None:
+        qv_core = qv
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = frozenset(d for d, a in index.articles.items() if filters.allows(a))
@@ -282,7 +289,7 @@ def retrieve(
 
     n = C.CANDIDATES
     dense = _faiss_search(index.chunk_index, qv, n, chunk_allowed)
-    sent_hits = _faiss_search(index.sentence_index, qv, n, sent_allowed)
+    sent_hits = _faiss_search(index.sentence_index, qv_core, n, sent_allowed)
     bm25_rank: list[int] = []
     toks = bm25_tokenize([question.search_text])
     if index.bm25 is not None and toks.vocab and any(len(t) for t in toks.ids):
@@ -328,7 +335,7 @@ def retrieve(
     for d, idxs in by_doc.items():
         art = index.articles[d]
         vecs = index.sentence_vectors(d, idxs)
-        cos = vecs @ qv
+        cos = vecs @ qv_core
         for i, c in zip(idxs, cos):
             sp = art.sentences[i]
             text = art.text[sp.start : sp.end]
@@ -366,6 +373,14 @@ def retrieve(
     for cid in ranked:
         if cid not in chunk_best:
             order.append(cid)
+    if question.multi:  # one passage from each article first, so every article is represented
+        firsts: list[int] = []
+        seen: set[str] = set()
+        for cid in order:
+            if index.chunks[cid].doc_id not in seen:
+                seen.add(index.chunks[cid].doc_id)
+                firsts.append(cid)
+        order = firsts[:3] + [c for c in order if c not in firsts[:3]]
     passages = []
     for r, cid in enumerate(order[:k]):
         c = index.chunks[cid]

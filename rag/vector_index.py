@@ -84,6 +84,22 @@ def _kind(index_type: str) -> str:
     return "hnsw" if index_type.startswith("HNSW") else "ivf" if index_type.startswith("IVF") else "flat"
 
 
+def _describe(index, where: object = "index") -> tuple[str, str]:
+    """(canonical type string, kind) of a FAISS index built by this module."""
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return f"HNSW{inner.hnsw.nb_neighbors(1)}", "hnsw"
+        if isinstance(inner, faiss.IndexFlat):
+            return "Flat", "flat"
+        raise ValueError(f"{where}: unsupported inner index {type(inner).__name__}")
+    if isinstance(index, faiss.IndexIVFFlat):
+        return f"IVF{index.nlist},Flat", "ivf"
+    if isinstance(index, faiss.IndexIVFPQ):
+        return f"IVF{index.nlist},PQ{index.pq.M}x{index.pq.nbits}", "ivf"
+    raise ValueError(f"{where}: not a VectorIndex index ({type(index).__name__})")
+
+
 def _as_vectors(x, dim: int) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 1:
@@ -119,9 +135,8 @@ class VectorIndex:
         self.ef_search = int(ef_search)
         self.nprobe = int(nprobe)
         self.ef_construction = int(ef_construction)
-        self.index_type = index_type or choose_index_type(0)
-        self.kind = _kind(self.index_type)
-        self.index = self._new_faiss_index(self.index_type)
+        self.index = self._new_faiss_index(index_type or choose_index_type(0))
+        self.index_type, self.kind = _describe(self.index)
         self._dead = 0  # tombstones (HNSW only)
         self._live_cache: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their positions
 
@@ -287,7 +302,8 @@ class VectorIndex:
             new.train(self._training_sample(new))
         for vecs, ids in self._live_blocks():
             new.add_with_ids(np.ascontiguousarray(vecs), ids)
-        self.index, self.index_type, self.kind = new, index_type, kind
+        self.index = new
+        self.index_type, self.kind = _describe(new)
         self._dead = 0
         self._live_cache = None
 
@@ -394,32 +410,15 @@ class VectorIndex:
         self.ef_construction = EF_CONSTRUCTION
         self.ef_search, self.nprobe = EF_SEARCH, NPROBE
         self.dim = int(index.d)
-        if isinstance(index, faiss.IndexIDMap2):
-            inner = faiss.downcast_index(index.index)
-            self.index = index
-            if isinstance(inner, faiss.IndexHNSW):
-                self.kind = "hnsw"
-                self.ef_search = int(inner.hnsw.efSearch)
-                self.ef_construction = int(inner.hnsw.efConstruction)
-                self.index_type = f"HNSW{inner.hnsw.nb_neighbors(1)}"
-                self._dead = int((self._id_map() == TOMBSTONE).sum())
-            elif isinstance(inner, faiss.IndexFlat):
-                self.kind, self.index_type = "flat", "Flat"
-            else:
-                raise ValueError(f"{path}: unsupported inner index {type(inner).__name__}")
-        elif isinstance(index, faiss.IndexIVF):
-            index = faiss.downcast_index(index)
-            self.index, self.kind = index, "ivf"
+        self.index = index
+        self.index_type, self.kind = _describe(index, path)
+        if self.kind == "hnsw":
+            hnsw = faiss.downcast_index(index.index).hnsw
+            self.ef_search, self.ef_construction = int(hnsw.efSearch), int(hnsw.efConstruction)
+            self._dead = int((self._id_map() == TOMBSTONE).sum())
+        elif self.kind == "ivf":
             self.nprobe = int(index.nprobe)
-            if isinstance(index, faiss.IndexIVFFlat):
-                self.index_type = f"IVF{index.nlist},Flat"
-            elif isinstance(index, faiss.IndexIVFPQ):
-                self.index_type = f"IVF{index.nlist},PQ{index.pq.M}x{index.pq.nbits}"
-            else:
-                raise ValueError(f"{path}: unsupported IVF index {type(index).__name__}")
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        else:
-            raise ValueError(f"{path}: not a VectorIndex file ({type(index).__name__})")
         if index.metric_type != METRIC:
             raise ValueError(f"{path}: metric is not inner product")
         return self

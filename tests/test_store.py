@@ -165,11 +165,13 @@ def test_killed_process_leaves_previous_index_loadable(tmp_path, articles_copy):
             break
 
 
+@pytest.mark.slow
 def test_ten_megabyte_article_in_bounded_memory(tmp_path):
     d = tmp_path / "big"
     d.mkdir()
-    para = "Rockets were fired at the town of Sderot on Tuesday, officials said. " * 20 + "\n\n"
-    text = "A very long article\n\n" + para * (10_000_000 // len(para))
+    para = "Rockets were fired at the town of Sderot on Tuesday, officials said. " * 20
+    n = 10_000_000 // (len(para) + 10)
+    text = "A very long article\n\n" + "".join(f"{para}Report {i}.\n\n" for i in range(n))
     (d / "big.txt").write_text(text)
     assert os.path.getsize(d / "big.txt") > 9_900_000
     tracemalloc.start()
