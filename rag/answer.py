@@ -128,6 +128,48 @@ def _extend(s: ScoredSentence, stats: Statistics, retrieval: Retrieval, index: I
     return s
 
 
+STRICT_TYPES = ("who", "when", "number", "where")  # types a sentence can be checked for
+AUTHOR_Q = re.compile(r"\b(?:who (?:wrote|authored|reported)|(?:who is|who was|name) the (?:author|writer|reporter) of) (?:the|this) (?:article|story|piece)\b", re.I)
+
+
+def _byline(s: ScoredSentence, index: Index) -> ScoredSentence | None:
+    """The sentence of the evidence's article that names its author (a byline or bio line)."""
+    art = index.articles[s.doc_id]
+    if not art.author:
+        return None
+    for i, sp in enumerate(art.sentences):
+        if art.author in art.text[sp.start : sp.end]:
+            return replace(s, index=i, start=sp.start, end=sp.end, typed=True)
+    return None
+
+
+def _per_period(retrieval: Retrieval, index: Index, best: ScoredSentence) -> list[ScoredSentence]:
+    """A question about several years ("in 2012 and in 2021") gets the best sentence of each
+    year's articles, holding the asked type where one does."""
+    q = retrieval.question
+    strict = q.qtype in STRICT_TYPES
+    out: list[ScoredSentence] = []
+    for year in q.years:
+        pool = [s for s in retrieval.sentences if (index.articles[s.doc_id].date or "")[:4] == str(year)]
+        if strict:
+            pool = [s for s in pool if s.typed]
+        if pool and pool[0].score >= C.MULTI_MIN_SHARE * best.score:
+            out.append(pool[0])
+    return out or [best]
+
+
+def _other_articles(retrieval: Retrieval, best: ScoredSentence) -> list[ScoredSentence]:
+    """"Both"/"each" without named years: the best sentence plus the best typed sentence of up to
+    two other articles that score nearly as well."""
+    out = [best]
+    for s in retrieval.sentences[:8]:
+        if s.typed and s.doc_id not in {e.doc_id for e in out} and s.score >= C.MULTI_MIN_SHARE * best.score:
+            out.append(s)
+        if len(out) == 3:
+            break
+    return out
+
+
 def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
     q = retrieval.question
     if not retrieval.sentences:
@@ -139,22 +181,23 @@ def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
         if wider.typed:
             best = top[0] = wider
     typed = [s for s in top if s.typed]
-    strict = q.qtype in ("who", "when", "number", "where")  # types a sentence can be checked for
+    strict = q.qtype in STRICT_TYPES
     if strict and typed and typed[0] is not best and typed[0].score >= best.score - C.TYPE_MARGIN:
         best = typed[0]
     if not best.typed and strict:
         if not typed or typed[0].score < best.score - C.TYPE_MARGIN:
             return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
         best = typed[0]
+    if AUTHOR_Q.search(q.text):  # authorship is answered by the article's byline
+        byline = _byline(best, index)
+        if byline is None:
+            return Decision(True, "the article names no author", ())
+        best = byline
     if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
         return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
     evidence = [best]
-    if q.multi:  # one sentence from each article that answers
-        for s in typed or top:
-            if s.doc_id not in {e.doc_id for e in evidence} and s.score >= 0.7 * best.score:
-                evidence.append(s)
-            if len(evidence) == 3:
-                break
+    if q.multi:
+        evidence = _per_period(retrieval, index, best) if len(q.years) >= 2 else _other_articles(retrieval, best)
     elif q.is_list:
         for s in typed or top:
             if s is not best and s.score >= 0.85 * best.score:

@@ -21,6 +21,7 @@ CANDIDATES = 30  # per retriever (dense chunks, BM25 chunks, dense sentences)
 RRF_K = 60
 # second stage: sentence score = weights · features
 SENTENCE_CANDIDATE_CHUNKS = 12
+HEAD_PER_LIST = 3  # the top chunks of each first-stage list always reach the sentence stage
 W_DENSE = 1.0  # cosine(question, sentence)
 W_LEXICAL = 0.4  # IDF-weighted share of question terms in the sentence
 W_CONTEXT = 0.5  # IDF-weighted share of question terms in the sentence's neighbourhood and title
@@ -30,7 +31,8 @@ W_TYPE = 0.15  # the sentence holds an answer of the asked type
 DEFAULT_K = 5
 
 # abstention
+MULTI_MIN_SHARE = 0.8  # an added article's evidence scores at least this share of the best
 TYPE_MARGIN = 0.35  # a lower sentence holding the asked type wins over the best one within this margin
-MIN_COVERAGE = 0.55  # IDF-weighted share of the question's terms found in the evidence's article
+MIN_COVERAGE = 0.5  # IDF-weighted share of the question's terms found in the evidence's article
 MIN_DENSE = 0.25  # cosine of the best evidence sentence
 MIN_SCORE = 0.75  # sentence score of the best evidence

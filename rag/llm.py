@@ -365,6 +365,7 @@ REMINDER = (
 
 # One worked example (a made-up town, so that none of its facts can leak into a real answer).
 EXAMPLE_USER = (
+    "Question: Why was the bridge closed, and for how long?\n\n"
     "Passages:\n\n"
     '[1] From the article "Flood closes bridge":\n'
     "Heavy rain flooded the river in Lowton on Monday. The council closed the old bridge for two weeks.\n\n"
@@ -380,7 +381,8 @@ EXAMPLE_ANSWER = (
 
 
 def _user_message(question: str, passages_block: str) -> str:
-    return f"Passages:\n\n{passages_block}\n\nQuestion: {' '.join(question.split())}\n\n{REMINDER}"
+    q = " ".join(question.split())
+    return f"Question: {q}\n\nPassages:\n\n{passages_block}\n\nQuestion: {q}\n\n{REMINDER}"
 
 
 def build_messages(question: str, passages: Sequence[Passage], articles: Mapping[str, Article]) -> list:

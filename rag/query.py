@@ -35,7 +35,7 @@ _PRONOUN = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|those|
 
 TYPE_PATTERNS: list[tuple[str, re.Pattern]] = [
     ("number", re.compile(r"\b(how many|how much|what (?:was |is )?the (?:number|total|toll|death toll|percentage|population)|what number|how large|how big|how old|how long|by how much)\b", re.I)),
-    ("when", re.compile(r"\b(when|what (?:day|date|time|month|year)|on what (?:day|date)|which (?:day|date|month|year)|at what time|in what year|in which year)\b", re.I)),
+    ("when", re.compile(r"\b(when|what (?:day|date|time|month|year)|on (?:what|which) (?:day|date)|which (?:day|date|month|year)|at what time|in what year|in which year)\b", re.I)),
     ("who", re.compile(r"\b(who|whom|whose|which (?:\S+\s+){0,3}?(?:person|people|officials?|ministers?|leaders?|politicians?|spokes(?:man|person)|journalist|reporter|commanders?|chief|presidents?|secretary|envoy|coordinator|general|head|group|organi[sz]ation|country|countries|parties|members?)|what (?:is|was|were|are) the names? of|what name|what (?:group|organi[sz]ation|country))\b", re.I)),
     ("where", re.compile(r"\b(where|in what (?:city|town|place|country)|in which (?:city|town|place|country)|what (?:city|town|place))\b", re.I)),
     ("why", re.compile(r"\b(why|what (?:caused|sparked|triggered|prompted|led to)|for what reason|what was the reason)\b", re.I)),
@@ -160,6 +160,7 @@ def _names(q: str) -> tuple[str, ...]:
 
 _FOCUS = [
     re.compile(r"\bnames? of (?:the |an? |its |their )?((?:[\w’'-]+ ){0,7}?[\w’'-]+?)(?: (?:who|that|which|whom|when|killed|in|on|at|during|of|from|to|for|by)\b|[?,]|$)", re.I),
+    re.compile(r"\bwhat name did\b.*?\bgive (?:to )?(?:its |the |their |his |her )?((?:[\w’'-]+ ){0,3}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
     re.compile(r"\bwho (?:was|is|were|are) (?:the )?(?:[\w’'-]+[’']s? )((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
     re.compile(r"\bwho (?:was|is|were|are) the ((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
 ]

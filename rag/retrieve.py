@@ -45,12 +45,21 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in words(text) if w not in STOPWORDS}
 
 
+_ASKS_YEAR = re.compile(r"\b(what|which) year\b", re.I)
+_ASKS_DAY = re.compile(r"\b(what|which) day\b|\bday of the week\b", re.I)
+_YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
+_WEEKDAY_OR_DATE = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)\s+\d{1,2})\b")
 _HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
 _OPERATION_NAME = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
 _CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december".split())
 _AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\baged? \d+", re.I)
 _PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")
 _VAGUE_COUNT_NOUNS = frozenset({"times", "time", "people", "days", "more", "of"})
+
+
+def _title_case(sentence: str) -> bool:
+    ws = [w for w in re.findall(r"[A-Za-z][\w’'-]*", sentence) if len(w) > 3]
+    return len(ws) >= 3 and sum(w[0].isupper() for w in ws) / len(ws) >= 0.85
 
 
 def same_word(a: str, b: str) -> bool:
@@ -77,9 +86,15 @@ def has_answer_type(qtype: str, sentence: str, question: Question) -> bool:
             return all(stem(w) in stems(sentence) for w in nouns)
         return True
     if qtype == "when":
+        if _ASKS_YEAR.search(q):
+            return bool(_YEAR_IN_TEXT.search(sentence))
+        if _ASKS_DAY.search(q):
+            return bool(_WEEKDAY_OR_DATE.search(sentence))
         return bool(_WHEN.search(sentence))
     asked = {stem(w) for w in words(question.search_text)}
     asked_words = set(words(question.search_text))
+    if qtype in ("who", "where") and _title_case(sentence):
+        return False  # a headline capitalises every word: no evidence of a name
     if qtype == "who":
         toks = words(sentence)
         focus: list[int] = []
@@ -320,7 +335,10 @@ def retrieve(
     # second stage: score the sentences of the top chunks
     q_terms = scoring_terms(question)
     cand: dict[tuple[str, int], int] = {}
-    for cid in ranked[: C.SENTENCE_CANDIDATE_CHUNKS]:
+    # the fused top, plus the head of each list: RRF dilutes a strong lexical hit when the two
+    # dense lists agree with each other
+    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.HEAD_PER_LIST]]
+    for cid in list(dict.fromkeys(ranked[: C.SENTENCE_CANDIDATE_CHUNKS] + heads)):
         for i in index.chunks[cid].sentences:
             cand.setdefault((index.chunks[cid].doc_id, i), cid)
     for (d, i), _ in sent_dense.items():

@@ -58,6 +58,7 @@ HNSW_TYPE = f"HNSW{HNSW_M}"
 EF_CONSTRUCTION = 40  # faiss default; higher did not pay for its build time (benchmark)
 EF_SEARCH = 128  # recall@10 >= 0.95 at 1M on the stand-in data
 NPROBE = 32  # for IVF types (not chosen automatically)
+IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list
 TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
 EXACT_FILTER_MAX = 4096  # allowed-id sets up to this size are scored exactly, not via the graph
 
@@ -98,6 +99,12 @@ def _describe(index, where: object = "index") -> tuple[str, str]:
     if isinstance(index, faiss.IndexIVFPQ):
         return f"IVF{index.nlist},PQ{index.pq.M}x{index.pq.nbits}", "ivf"
     raise ValueError(f"{where}: not a VectorIndex index ({type(index).__name__})")
+
+
+def _sample(x: np.ndarray, n: int) -> np.ndarray:
+    if len(x) <= n:
+        return x
+    return x[np.sort(np.random.default_rng(0).choice(len(x), size=n, replace=False))]
 
 
 def _as_vectors(x, dim: int) -> np.ndarray:
@@ -147,6 +154,10 @@ class VectorIndex:
             index = faiss.index_factory(self.dim, index_type, METRIC)
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
             index.nprobe = self.nprobe
+            if isinstance(index, faiss.IndexIVFPQ):
+                # polysemous training (on by default) only serves Hamming-filtered search, which
+                # is not used here, and takes minutes (measured: 200 s for 3,000 vectors, PQx8)
+                index.do_polysemous_training = False
             return index
         index = faiss.index_factory(self.dim, "IDMap2," + index_type, METRIC)
         if kind == "hnsw":
@@ -225,14 +236,14 @@ class VectorIndex:
         present = self.contains(ids)
         if present.any():
             raise ValueError(f"ids already in the index (remove them first): {ids[present][:10].tolist()}")
-        if self.kind == "ivf" and not self.index.is_trained:
-            self.index.train(x)
-        self.index.add_with_ids(x, ids)
-        self._live_cache = None
-        if self.auto:
-            target = self._target_type(self.ntotal)
+        if self.auto:  # switch type before adding, so a bulk load builds the target directly
+            target = self._target_type(self.ntotal + len(ids))
             if target != self.index_type:
                 self.rebuild(target)
+        if self.kind == "ivf" and not self.index.is_trained:
+            self.index.train(_sample(x, IVF_TRAIN_PER_LIST * faiss.extract_index_ivf(self.index).nlist))
+        self.index.add_with_ids(x, ids)
+        self._live_cache = None
 
     def _target_type(self, n: int) -> str:
         target = choose_index_type(n)
@@ -298,7 +309,7 @@ class VectorIndex:
             index_type = self._target_type(self.ntotal) if self.auto else self.index_type
         kind = _kind(index_type)
         new = self._new_faiss_index(index_type)
-        if kind == "ivf":
+        if kind == "ivf" and self.ntotal:
             new.train(self._training_sample(new))
         for vecs, ids in self._live_blocks():
             new.add_with_ids(np.ascontiguousarray(vecs), ids)
@@ -308,13 +319,11 @@ class VectorIndex:
         self._live_cache = None
 
     def _training_sample(self, ivf_index) -> np.ndarray:
-        nlist = faiss.extract_index_ivf(ivf_index).nlist
-        want = min(self.ntotal, max(256 * nlist, 65_536))
+        want = IVF_TRAIN_PER_LIST * faiss.extract_index_ivf(ivf_index).nlist
         ids = self._live()[0]
-        if ids.size < nlist:
-            raise ValueError(f"{ids.size} vectors cannot train {nlist} IVF lists")
-        pick = np.sort(np.random.default_rng(0).choice(ids, size=want, replace=False))
-        return self.reconstruct(pick)
+        if ids.size > want:
+            ids = np.sort(np.random.default_rng(0).choice(ids, size=want, replace=False))
+        return self.reconstruct(ids)
 
     # ------------------------------------------------------------------ reading
     def reconstruct(self, ids) -> np.ndarray:
