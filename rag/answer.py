@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import config as C
 from dataclasses import replace
 
-from .query import STOPWORDS, Question
+from .query import STOPWORDS, Question, words
 import re
 
 from .retrieve import Retrieval, ScoredSentence, Statistics, has_answer_type, scoring_terms, stem, stems, weighted_share
@@ -170,35 +170,79 @@ def _other_articles(retrieval: Retrieval, best: ScoredSentence) -> list[ScoredSe
     return out
 
 
+# a question's verb and the words that deny it ("Why did Israel accept ..." / "Israel rejected")
+PREMISE_FLIPS = {
+    "accept": ("reject", "refus", "declin", "turn down", "walk away"),
+    "agree": ("reject", "refus", "declin", "unwilling", "not agree"),
+    "approve": ("reject", "veto", "block"),
+    "support": ("oppos", "condemn"),
+    "confirm": ("deny", "denied", "avoid confirming"),
+    "allow": ("block", "ban", "forbid", "prevent"),
+    "sign": ("refus", "reject", "unwilling"),
+    "win": ("lose", "lost"),
+    "end": ("continu", "resum"),
+    "stop": ("continu", "resum"),
+    "alarm": ("calm",),
+}
+_WHY_PREMISE = re.compile(r"^\s*(why|how come|what made|what led)\b.*?\b(did|does|do|was|were|is|are)\b", re.I)
+
+
+def _premise_flip(q: Question, top: list[ScoredSentence], best: ScoredSentence, index: Index) -> ScoredSentence | None:
+    """For a why/what-question built on an action ("Why did Israel accept the truce?"), a close
+    sentence that states the opposite action (rejected) is the honest answer."""
+    qwords = words(q.text)
+    verbs = [v for v in PREMISE_FLIPS if any(w.startswith(v) for w in qwords)]
+    if not verbs or not (_WHY_PREMISE.search(q.text) or q.qtype in ("why", "what")):
+        return None
+    for s in top[:5]:
+        if s.score < best.score - C.TYPE_MARGIN:
+            break
+        text = index.articles[s.doc_id].text[s.start : s.end].lower()
+        if any(neg in text for v in verbs for neg in PREMISE_FLIPS[v]) and s.lexical > 0:
+            return s
+    return None
+
+
 def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
+    """Pick the evidence or abstain. In order: the byline for authorship questions; a sentence
+    contradicting the question's premise; otherwise the best sentence, replaced by a close one
+    holding the asked type; then the checks that the evidence is strong enough, names what the
+    question names and covers enough of it."""
     q = retrieval.question
     if not retrieval.sentences:
         return Decision(True, "no article matches the filters" if not retrieval.allowed_docs else "nothing relevant found", ())
     top = list(retrieval.sentences[:8])
     best = top[0]
-    if not best.typed:
-        wider = _extend(best, stats, retrieval, index)
-        if wider.typed:
-            best = top[0] = wider
-    typed = [s for s in top if s.typed]
-    strict = q.qtype in STRICT_TYPES
-    if strict and typed and typed[0] is not best and typed[0].score >= best.score - C.TYPE_MARGIN:
-        best = typed[0]
-    if not best.typed and strict:
-        if not typed or typed[0].score < best.score - C.TYPE_MARGIN:
-            return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
-        best = typed[0]
+    reason = None
+    typed: list[ScoredSentence] = []
+    flip = _premise_flip(q, top, best, index)
     if AUTHOR_Q.search(q.text):  # authorship is answered by the article's byline
         byline = _byline(best, index)
         if byline is None:
             return Decision(True, "the article names no author", ())
         best = byline
-    if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
-        return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
+    elif flip is not None:  # the articles contradict the question's premise: show that sentence
+        best, reason = flip, "the articles contradict the question's premise"
+    else:
+        if not best.typed:
+            wider = _extend(best, stats, retrieval, index)
+            if wider.typed:
+                best = top[0] = wider
+        # a sentence holding the asked type may replace the best one only when it is close in
+        # score and shares a fair part of the question's words
+        typed = [s for s in top if s.typed and s.lexical >= C.TYPE_MIN_LEXICAL_SHARE * best.lexical]
+        if q.qtype in STRICT_TYPES and not (best.typed and typed and typed[0] is best):
+            close = [s for s in typed if s.score >= best.score - C.TYPE_MARGIN]
+            if close:
+                best = close[0]
+            elif not best.typed:
+                return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
+        if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
+            return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
     evidence = [best]
-    if q.multi:
+    if q.multi and reason is None:
         evidence = _per_period(retrieval, index, best) if len(q.years) >= 2 else _other_articles(retrieval, best)
-    elif q.is_list:
+    elif q.is_list and reason is None:
         for s in typed or top:
             if s is not best and s.score >= 0.85 * best.score:
                 evidence.append(s)
@@ -209,7 +253,57 @@ def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
     cov = coverage(q, stats, evidence)
     if cov < C.MIN_COVERAGE:
         return Decision(True, f"the articles do not mention enough of the question ({cov:.0%})", ())
-    return Decision(False, None, tuple(evidence))
+    return Decision(False, reason, tuple(evidence))
+
+
+def period_support(q: Question, evidence: list[ScoredSentence], index: Index) -> list[tuple[str, int, int, str]]:
+    """When a question names a period and an evidence sentence does not, cite the sentence of
+    the same article that places it there: the one naming the operation. (A date period needs no
+    such sentence: the citation shows the article's date.) Returns (doc_id, start, end, label)."""
+    if not q.period_words:
+        return []
+    out = []
+    for doc_id in dict.fromkeys(s.doc_id for s in evidence):
+        art = index.articles[doc_id]
+        said = " ".join(art.text[s.start : s.end] for s in evidence if s.doc_id == doc_id).lower()
+        ops = [op for op in q.operations if op.lower() in art.text.lower() and set(words(op)) <= q.period_words]
+        if ops:
+            if ops[0].lower() in said:
+                continue
+            for sp in art.sentences:
+                if ops[0].lower() in art.text[sp.start : sp.end].lower():
+                    out.append((doc_id, sp.start, sp.end, f"The article places this in Operation {ops[0]}"))
+                    break
+    return out
+
+
+def passages_with_citations(passages, cited: list[tuple[str, int, int]], index: Index, extra=()):
+    """The passages that hold the cited spans come first (in citation order), then those holding
+    the ``extra`` spans (where the period is named), then the rest in retrieval order."""
+    from .types import Passage
+
+    def holding(doc_id: str, start: int, end: int):
+        hit = next((p for p in passages if p.doc_id == doc_id and p.start <= start and end <= p.end), None)
+        if hit is None:
+            cid = next(
+                (cid for cid in index.chunks_by_doc.get(doc_id, ())
+                 if index.chunks[cid].start <= start and end <= index.chunks[cid].end),
+                None,
+            )
+            if cid is not None:
+                ch = index.chunks[cid]
+                hit = Passage(0, ch.doc_id, ch.source, ch.start, ch.end, ch.text, 0.0)
+        return hit
+
+    def key(p):
+        return (p.doc_id, p.start)
+
+    n = len(passages)
+    first = [h for h in (holding(*c) for c in list(cited) + list(extra)) if h is not None]
+    first = list({key(p): p for p in first}.values())
+    merged = first + [p for p in passages if key(p) not in {key(x) for x in first}]
+    merged = merged[: max(n, len(first))]
+    return tuple(replace(p, rank=i + 1) for i, p in enumerate(merged))
 
 
 def build_answer(
@@ -226,22 +320,37 @@ def build_answer(
             latency_ms=latency_ms,
             note=d.reason,
         )
-    citations = []
+    citations: list[Citation] = []
     parts = []
     short = None
-    for n, s in enumerate(sorted(d.evidence, key=lambda s: (s.doc_id != d.evidence[0].doc_id, s.start)), start=1):
-        art = index.articles[s.doc_id]
-        quote = art.text[s.start : s.end]
-        citations.append(Citation(n, art.doc_id, art.source, art.title, art.date, s.start, s.end, quote))
-        parts.append(f"{quote} [{n}]")
+
+    def cite(doc_id: str, start: int, end: int) -> int:
+        art = index.articles[doc_id]
+        for c in citations:
+            if (c.doc_id, c.start, c.end) == (doc_id, start, end):
+                return c.n
+        citations.append(Citation(len(citations) + 1, doc_id, art.source, art.title, art.date, start, end, art.text[start:end]))
+        return len(citations)
+
+    ordered = sorted(d.evidence, key=lambda s: (s.doc_id != d.evidence[0].doc_id, s.start))
+    for s in ordered:
+        quote = index.articles[s.doc_id].text[s.start : s.end]
+        parts.append(f"{quote} [{cite(s.doc_id, s.start, s.end)}]")
         if short is None:
             short = short_answer(q, quote, tagger)
+    # where the period is named in another sentence of the article, that sentence's passage is
+    # shown with the citations, and the note says so (it supports the period, not the answer)
+    period = period_support(q, ordered, index)
+    note = "; ".join([d.reason] * bool(d.reason) + [f"{label} ({index.articles[doc].source}, chars {a}-{b})" for doc, a, b, label in period]) or None
     return Answer(
         question=q.text,
         answer=" ".join(parts),
         abstained=False,
         citations=tuple(citations),
-        passages=retrieval.passages,
+        passages=passages_with_citations(
+            retrieval.passages, [(c.doc_id, c.start, c.end) for c in citations], index, [p[:3] for p in period]
+        ),
         latency_ms=latency_ms,
         short_answer=short,
+        note=note,
     )

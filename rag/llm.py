@@ -359,20 +359,22 @@ def format_passages(passages: Sequence[Passage], articles: Mapping[str, Article]
 
 
 REMINDER = (
-    "Answer the question in one to three short sentences, in your own words, with the passage "
-    f"number in square brackets after each claim. If the passages do not answer it, reply exactly: {ABSTAIN_TEXT}"
+    "Answer the question in one to three short sentences, with the passage number in square "
+    f"brackets after each claim. If the passages do not answer it, reply exactly: {ABSTAIN_TEXT}"
 )
 
-# One worked example (a made-up town, so that none of its facts can leak into a real answer).
-EXAMPLE_USER = (
-    "Question: Why was the bridge closed, and for how long?\n\n"
-    "Passages:\n\n"
+def _user_message(question: str, passages_block: str) -> str:
+    q = " ".join(question.split())
+    return f"Question: {q}\n\nPassages:\n\n{passages_block}\n\nQuestion: {q}\n\n{REMINDER}"
+
+
+# A worked example (a made-up town, so that none of its facts can leak into a real answer).
+EXAMPLE_USER = _user_message(
+    "Why was the bridge closed, and for how long?",
     '[1] From the article "Flood closes bridge":\n'
     "Heavy rain flooded the river in Lowton on Monday. The council closed the old bridge for two weeks.\n\n"
     '[2] From the article "Mayor answers critics":\n'
-    "Mayor Ann Cole said repairs will cost 40,000 pounds.\n\n"
-    "Question: Why was the bridge closed, and for how long?\n\n"
-    + REMINDER
+    "Mayor Ann Cole said repairs will cost 40,000 pounds.",
 )
 EXAMPLE_ANSWER = (
     "Heavy rain flooded the river in Lowton on Monday [1]. "
@@ -380,13 +382,9 @@ EXAMPLE_ANSWER = (
 )
 
 
-def _user_message(question: str, passages_block: str) -> str:
-    q = " ".join(question.split())
-    return f"Question: {q}\n\nPassages:\n\n{passages_block}\n\nQuestion: {q}\n\n{REMINDER}"
-
-
 def build_messages(question: str, passages: Sequence[Passage], articles: Mapping[str, Article]) -> list:
-    """The chat: system instruction, one worked example, then the passages and the question."""
+    """The chat: system instruction, one worked example, then the passages and the question. (An
+    abstention example made the 0.5B model abstain on every question, so there is none.)"""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
     return [
@@ -657,6 +655,15 @@ def check_support(
     return Support(ok, round(score, 4), best, missing_numbers, missing_names)
 
 
+def addresses_question(question: str, sentences: Sequence[str]) -> bool:
+    """Whether any of the sentences shares a content word (or number) with the question: a guard
+    against a small model copying a supported but unrelated passage when nothing answers."""
+    q = terms(question).content
+    if not q:
+        return True
+    return any(_found(w, q) for s in sentences for w in terms(parse_markers(s)[0]).content)
+
+
 def supports(sentence: str, evidence: str | Sequence[str], threshold: float = SUPPORT_THRESHOLD) -> bool:
     return check_support(sentence, evidence, threshold).supported
 
@@ -725,7 +732,7 @@ def check_llm_answer(
                 note="llm: the model abstained, and so did the extractive reader"
                 + (f" ({fallback.note})" if fallback.note else ""),
             )
-        return _to_fallback(fallback, "the model abstained but the passages answer the question", elapsed_ms)
+        return _to_fallback(fallback, "the model abstained but the extractive reader found an answer", elapsed_ms)
 
     evidence = [passage_sentences(p, articles) for p in passages]
     texts = [[t for _, t in ev] for ev in evidence]
@@ -777,6 +784,9 @@ def check_llm_answer(
 
     if not kept:
         return _to_fallback(fallback, summary(), elapsed_ms)
+    if not addresses_question(question, [t for t, _ in kept]):
+        reason = f"{summary()}, but none of them shares a content word with the question"
+        return _to_fallback(fallback, reason, elapsed_ms)
 
     new_lists, mapping = renumber([ms for _, ms in kept])
     answer = " ".join(render_sentence(t, ms) for (t, _), ms in zip(kept, new_lists))

@@ -29,7 +29,8 @@ _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
-_OPERATION = re.compile(r"\bOperation\s+((?:[A-Z][\w’'-]+)(?:\s+(?:of|and|the|[A-Z][\w’'-]+))*\s*[A-Z]?[\w’'-]*)")
+# "Operation Pillar of Defense", "Operation Shield and Arrow": capitalised words joined by of/and/the
+OPERATION = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
 _FOLLOWUP_START = re.compile(r"^(and|but|also|what about|how about|then|so)\b", re.I)
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|that|those|these|this|there)\b", re.I)
 
@@ -126,7 +127,7 @@ def question_type(q: str) -> str:
 def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
     years = tuple(sorted({int(y) for y in _YEAR.findall(text)}))
     months = tuple(sorted({m for m in _MONTH.findall(text)}))
-    ops = tuple(sorted({" ".join(m.split()) for m in _OPERATION.findall(text)}))
+    ops = tuple(sorted({" ".join(m.split()) for m in OPERATION.findall(text)}))
     return years, months, ops
 
 

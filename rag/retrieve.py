@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config as C
 from .errors import BadInputError
-from .query import STOPWORDS, Question, words
+from .query import OPERATION, STOPWORDS, Question, words
 from .store import Index, bm25_tokenize, sentence_key
 from .types import Article, Passage
 
@@ -50,7 +50,6 @@ _ASKS_DAY = re.compile(r"\b(what|which) day\b|\bday of the week\b", re.I)
 _YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
 _WEEKDAY_OR_DATE = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)\s+\d{1,2})\b")
 _HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
-_OPERATION_NAME = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
 _CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december".split())
 _AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\baged? \d+", re.I)
 _PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")
@@ -202,7 +201,7 @@ class Statistics:
         self.df = df
         ops: Counter[str] = Counter()
         for a in index.articles.values():
-            ops.update(" ".join(m.split()) for m in _OPERATION_NAME.findall(a.text))
+            ops.update(" ".join(m.split()) for m in OPERATION.findall(a.text))
         self.operations = sorted(ops)
 
     def idf(self, term: str) -> float:
@@ -391,14 +390,16 @@ def retrieve(
     for cid in ranked:
         if cid not in chunk_best:
             order.append(cid)
-    if question.multi:  # one passage from each article first, so every article is represented
-        firsts: list[int] = []
-        seen: set[str] = set()
+    if top_period > 0:  # passages of other periods go last
+        order = [c for c in order if periods[index.chunks[c].doc_id] >= top_period] + [
+            c for c in order if periods[index.chunks[c].doc_id] < top_period
+        ]
+    if question.multi:  # round-robin over articles, so every article is represented
+        per_doc: dict[str, list[int]] = {}
         for cid in order:
-            if index.chunks[cid].doc_id not in seen:
-                seen.add(index.chunks[cid].doc_id)
-                firsts.append(cid)
-        order = firsts[:3] + [c for c in order if c not in firsts[:3]]
+            per_doc.setdefault(index.chunks[cid].doc_id, []).append(cid)
+        lists = list(per_doc.values())
+        order = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
     passages = []
     for r, cid in enumerate(order[:k]):
         c = index.chunks[cid]
