@@ -712,12 +712,17 @@ def check_llm_answer(
     *,
     threshold: float = SUPPORT_THRESHOLD,
     elapsed_ms: float = 0.0,
+    reattribute: bool = False,
 ) -> Answer:
     """Ground a model's raw answer: split it into sentences, drop markers to passages not given,
     keep only sentences supported by the passages they cite (a sentence without a marker: by any
     passage, and it is then cited to the best one), renumber the markers 1..m and cite, for each
     passage, its sentence that best supports the answer. Falls back to ``fallback`` when nothing
-    supported is left, or when the model abstains while the extractive reader answered."""
+    supported is left, or when the model abstains while the extractive reader answered.
+
+    ``reattribute=True`` also keeps a sentence that its cited passages do not support but another
+    given passage does, cited to that passage instead (small models often cite the wrong number);
+    off by default, so a wrong citation removes the sentence."""
     passages = tuple(passages)
     n = len(passages)
     pieces = split_answer(raw or "")
@@ -738,7 +743,7 @@ def check_llm_answer(
     texts = [[t for _, t in ev] for ev in evidence]
     kept: list[tuple[str, list[int]]] = []
     best_for: dict[int, tuple[float, int]] = {}  # passage index -> (score, sentence index)
-    removed = dropped = attributed = hedges = 0
+    removed = dropped = attributed = moved = hedges = 0
     for piece, is_abs in zip(pieces, abstain):
         if is_abs:
             hedges += 1
@@ -749,17 +754,20 @@ def check_llm_answer(
         if not text or not n:
             removed += 1
             continue
+        results = {k: check_support(text, texts[k - 1], threshold) for k in (markers or range(1, n + 1))}
         if markers:
-            results = {k: check_support(text, texts[k - 1], threshold) for k in markers}
             good = [k for k in markers if results[k].supported]
             if not good and len(markers) > 1:  # a claim that joins its cited passages
                 joint = check_support(text, [t for k in markers for t in texts[k - 1]], threshold)
                 good = list(markers) if joint.supported else []
-        else:
-            results = {k: check_support(text, texts[k - 1], threshold) for k in range(1, n + 1)}
-            ok = [k for k in results if results[k].supported]
+        if not markers or (not good and reattribute):
+            results.update({k: check_support(text, texts[k - 1], threshold) for k in range(1, n + 1) if k not in results})
+            ok = [k for k in range(1, n + 1) if k not in markers and results[k].supported]
             good = [max(ok, key=lambda k: (results[k].score, -k))] if ok else []
-            attributed += bool(good)
+            if markers:
+                moved += bool(good)
+            else:
+                attributed += bool(good)
         if not good:
             removed += 1
             continue
@@ -778,6 +786,8 @@ def check_llm_answer(
             parts.append(f"{_plural(dropped, 'marker')} to passages not given dropped")
         if attributed:
             parts.append(f"{_plural(attributed, 'uncited sentence')} cited to its best passage")
+        if moved:
+            parts.append(f"{_plural(moved, 'sentence')} moved to the passage that supports it")
         if hedges:
             parts.append(f"{_plural(hedges, 'hedge')} (\"{ABSTAIN_TEXT}\") dropped")
         return ", ".join(parts)

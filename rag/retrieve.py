@@ -4,6 +4,7 @@ inside each search, so a filtered search still returns k results when k exist.""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -32,6 +33,7 @@ _CAUSE = re.compile(r"\b(because|after|since|due to|sparked|triggered|in respons
 _CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z’'\-]+(?:\s+(?:al-|bin\s|of\s|de\s)?[A-Z][a-z’'\-]+)*)")
 
 
+@functools.lru_cache(maxsize=200_000)
 def stem(w: str) -> str:
     """A light suffix stripper: rockets/rocket, causing/cause, responses/response."""
     for suf in _SUFFIXES:
@@ -69,7 +71,7 @@ def same_word(a: str, b: str) -> bool:
     return min(len(a), len(b)) >= 5 and a[:n] == b[:n]
 
 
-def has_answer_type(qtype: str, sentence: str, question: Question) -> bool:
+def has_answer_type(qtype: str, sentence: str, question: Question, sentence_stems: frozenset[str] | None = None) -> bool:
     """Does the sentence hold an answer of the asked type? A number for "how many X" (with X in
     the sentence), an age for "how old", a date or day for "when", a name not already in the
     question for "who", a place after a preposition for "where", a causal phrase for "why"."""
@@ -82,7 +84,8 @@ def has_answer_type(qtype: str, sentence: str, question: Question) -> bool:
         m = _HOW_MANY.search(q)
         if m:
             nouns = [w for w in words(m.group(1)) if w not in _VAGUE_COUNT_NOUNS and w not in STOPWORDS]
-            return all(stem(w) in stems(sentence) for w in nouns)
+            have = sentence_stems if sentence_stems is not None else stems(sentence)
+            return all(stem(w) in have for w in nouns)
         return True
     if qtype == "when":
         if _ASKS_YEAR.search(q):
@@ -199,13 +202,17 @@ class Statistics:
             n += len(ss)
         self.n = max(n, 1)
         self.df = df
+        self._idf: dict[str, float] = {}
         ops: Counter[str] = Counter()
         for a in index.articles.values():
             ops.update(" ".join(m.split()) for m in OPERATION.findall(a.text))
         self.operations = sorted(ops)
 
     def idf(self, term: str) -> float:
-        return math.log(1 + (self.n + 1) / (self.df.get(term, 0) + 0.5))
+        v = self._idf.get(term)
+        if v is None:
+            v = self._idf[term] = math.log(1 + (self.n + 1) / (self.df.get(term, 0) + 0.5))
+        return v
 
     def context(self, doc_id: str, i: int, width: int = 2) -> frozenset[str]:
         ss = self.sentence_stems[doc_id]
@@ -261,6 +268,7 @@ def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
 def _faiss_search(index, qv: np.ndarray, k: int, allowed: np.ndarray | None):
     import faiss
 
+    faiss.omp_set_num_threads(1)  # one query: threads only add start-up and contention
     if allowed is not None and len(allowed) == 0:
         return []
     k = min(k, index.ntotal if allowed is None else len(allowed))
@@ -358,7 +366,7 @@ def retrieve(
             text = art.text[sp.start : sp.end]
             lex = weighted_share(q_terms, stats.sentence_stems[d][i], stats)
             con = weighted_share(q_terms, stats.context(d, i), stats)
-            typed = has_answer_type(question.qtype, text, question)
+            typed = has_answer_type(question.qtype, text, question, stats.sentence_stems[d][i])
             cid = cand[(d, i)]
             score = (
                 C.W_DENSE * float(c)

@@ -58,7 +58,8 @@ HNSW_TYPE = f"HNSW{HNSW_M}"
 EF_CONSTRUCTION = 40  # faiss default; higher did not pay for its build time (benchmark)
 EF_SEARCH = 128  # recall@10 >= 0.95 at 1M on the stand-in data
 NPROBE = 32  # for IVF types (not chosen automatically)
-IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list
+IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list ...
+IVF_TRAIN_MIN = 10_000  # ... and at least this many (PQ's 256 centroids per sub-quantizer want 9,984)
 TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
 EXACT_FILTER_MAX = 4096  # allowed-id sets up to this size are scored exactly, not via the graph
 
@@ -99,6 +100,10 @@ def _describe(index, where: object = "index") -> tuple[str, str]:
     if isinstance(index, faiss.IndexIVFPQ):
         return f"IVF{index.nlist},PQ{index.pq.M}x{index.pq.nbits}", "ivf"
     raise ValueError(f"{where}: not a VectorIndex index ({type(index).__name__})")
+
+
+def _train_size(ivf_index) -> int:
+    return max(IVF_TRAIN_MIN, IVF_TRAIN_PER_LIST * faiss.extract_index_ivf(ivf_index).nlist)
 
 
 def _sample(x: np.ndarray, n: int) -> np.ndarray:
@@ -158,6 +163,10 @@ class VectorIndex:
                 # polysemous training (on by default) only serves Hamming-filtered search, which
                 # is not used here, and takes minutes (measured: 200 s for 3,000 vectors, PQx8)
                 index.do_polysemous_training = False
+                # PQ k-means runs on 8-dim sub-vectors, where BLAS is slow: 64 points per
+                # centroid and 10 iterations (instead of 256 and 25) keep training to seconds
+                index.pq.cp.max_points_per_centroid = 64
+                index.pq.cp.niter = 10
             return index
         index = faiss.index_factory(self.dim, "IDMap2," + index_type, METRIC)
         if kind == "hnsw":
@@ -241,7 +250,7 @@ class VectorIndex:
             if target != self.index_type:
                 self.rebuild(target)
         if self.kind == "ivf" and not self.index.is_trained:
-            self.index.train(_sample(x, IVF_TRAIN_PER_LIST * faiss.extract_index_ivf(self.index).nlist))
+            self.index.train(_sample(x, _train_size(self.index)))
         self.index.add_with_ids(x, ids)
         self._live_cache = None
 
@@ -319,7 +328,7 @@ class VectorIndex:
         self._live_cache = None
 
     def _training_sample(self, ivf_index) -> np.ndarray:
-        want = IVF_TRAIN_PER_LIST * faiss.extract_index_ivf(ivf_index).nlist
+        want = _train_size(ivf_index)
         ids = self._live()[0]
         if ids.size > want:
             ids = np.sort(np.random.default_rng(0).choice(ids, size=want, replace=False))
