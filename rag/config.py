@@ -35,5 +35,5 @@ MULTI_MIN_SHARE = 0.8  # an added article's evidence scores at least this share 
 TYPE_MARGIN = 0.35
 TYPE_MIN_LEXICAL_SHARE = 0.5  # ... and keeps at least this share of the best sentence's term overlap  # a lower sentence holding the asked type replaces the best one within this margin
 MIN_COVERAGE = 0.5  # IDF-weighted share of the question's terms found in the evidence's article
-MIN_DENSE = 0.25  # cosine of the best evidence sentence
+MIN_DENSE = 0.15  # cosine of the best evidence sentence
 MIN_SCORE = 0.75  # sentence score of the best evidence

@@ -194,12 +194,23 @@ def is_followup(q: str) -> bool:
 
 
 def core_text(q: Question) -> str:
-    """The question without the words that only name its period, for scoring sentences (a
-    sentence should match what is asked, not the operation's name)."""
+    """The question without the phrases that only name its period ("during Operation Pillar of
+    Defense", "in May 2023"), for scoring sentences: a sentence should match what is asked, not
+    the operation's name. Only whole phrases go: "defense minister" keeps its "defense"."""
     if not q.period_words:
         return q.search_text
-    kept = [w for w in _WORD.findall(q.search_text) if w.strip("'’-").lower() not in q.period_words]
-    return " ".join(kept) or q.search_text
+    text = q.search_text
+    for op in q.operations:
+        if set(words(op)) <= q.period_words:
+            text = re.sub(r"\b(?:Operation\s+)?" + re.escape(op) + r"\b", " ", text, flags=re.I)
+    for y in q.years:
+        if str(y) in q.period_words:
+            text = re.sub(rf"\b{y}\b", " ", text)
+    for m in q.months:
+        if m.lower() in q.period_words:
+            text = re.sub(rf"\b{m}\b", " ", text)
+    text = " ".join(text.split())
+    return text if content_terms(text) else q.search_text
 
 
 def with_known_operations(q: Question, operations: list[str]) -> Question:
@@ -227,11 +238,21 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
             )
     prev = normalize_question(history[-1]) if history else None
     followup = bool(prev) and is_followup(q)
+    years, months, ops = period_cues(q)
+    if followup:
+        p_years, p_months, p_ops = period_cues(prev)
+        if years or months or ops:
+            # the follow-up names its own period ("what about in 2012?"): drop the earlier one
+            drop = period_words(prev, p_years, p_months, p_ops) | {str(y) for y in p_years}
+            drop |= {w for op in p_ops for w in words(op)}
+            prev = " ".join(w for w in _WORD.findall(prev) if w.strip("'’-").lower() not in drop)
+        else:
+            years, months, ops = p_years, p_months, p_ops
     search_text = f"{prev} {q}" if followup else q
-    years, months, ops = period_cues(search_text)
     qtype = question_type(q)
-    if followup and qtype == "what":
-        qtype = question_type(q.split(" ", 1)[-1]) if _FOLLOWUP_START.search(q) else qtype
+    if followup and qtype == "what":  # "and how many ...?" / "what about ...?" keep the earlier type
+        rest = _FOLLOWUP_START.sub("", q).strip()
+        qtype = question_type(rest) if question_type(rest) != "what" else question_type(prev)
     return Question(
         text=q,
         search_text=search_text,
@@ -244,5 +265,5 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
         period_words=period_words(search_text, years, months, ops),
         is_list=bool(LIST_CUE.search(q)),
         followup=followup,
-        focus=focus_noun(q),
+        focus=focus_noun(search_text if followup else q),
     )

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import config as C
 from .errors import BadInputError
-from .query import OPERATION, STOPWORDS, Question, words
+from .query import OPERATION, STOPWORDS, Question, content_terms, core_text, words
 from .store import Index, bm25_tokenize, sentence_key
 from .types import Article, Passage
 
@@ -100,10 +100,12 @@ def has_answer_type(qtype: str, sentence: str, question: Question, sentence_stem
     if qtype == "who":
         toks = words(sentence)
         focus: list[int] = []
-        if question.focus:  # every focus word must occur; positions of the head noun
-            if not all(any(stem(f) == stem(w) for w in toks) for f in question.focus):
+        if question.focus:  # the role must occur as a phrase ("defense minister"); head positions
+            fs = [stem(f) for f in question.focus]
+            ts = [stem(w) for w in toks]
+            focus = [k + len(fs) - 1 for k in range(len(ts) - len(fs) + 1) if ts[k : k + len(fs)] == fs]
+            if not focus:
                 return False
-            focus = [k for k, w in enumerate(toks) if stem(question.focus[-1]) == stem(w)]
         for m in _CAPS.finditer(sentence):
             name = [w for w in words(m.group(1)) if w not in _CALENDAR]
             if not name or all(any(same_word(n, a) for a in asked_words) for n in name):
@@ -254,7 +256,7 @@ def scoring_terms(question: Question) -> list[str]:
     """Stemmed question terms for sentence scoring. Words that only name the period are left
     out: the article-level period score carries them, and a sentence that merely repeats the
     operation's name or the year is not the answer."""
-    return list(dict.fromkeys(stem(t) for t in question.terms if t not in question.period_words))
+    return list(dict.fromkeys(stem(t) for t in content_terms(core_text(question))))
 
 
 def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
@@ -402,12 +404,14 @@ def retrieve(
         order = [c for c in order if periods[index.chunks[c].doc_id] >= top_period] + [
             c for c in order if periods[index.chunks[c].doc_id] < top_period
         ]
-    if question.multi:  # round-robin over articles, so every article is represented
+    if question.multi:  # round-robin over the (period's) articles, so every one is represented
+        in_period = [c for c in order if periods[index.chunks[c].doc_id] >= top_period]
         per_doc: dict[str, list[int]] = {}
-        for cid in order:
+        for cid in in_period:
             per_doc.setdefault(index.chunks[cid].doc_id, []).append(cid)
         lists = list(per_doc.values())
-        order = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
+        rr = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
+        order = rr + [c for c in order if c not in set(rr)]
     passages = []
     for r, cid in enumerate(order[:k]):
         c = index.chunks[cid]

@@ -50,12 +50,12 @@ DIM = 384
 METRIC = faiss.METRIC_INNER_PRODUCT
 
 # ---- thresholds (measured by bench/scale.py; see docs/benchmarks.md "Scale: index choice") ----
-LATENCY_BUDGET_MS = 5.0  # single-query p50 budget for the vector search step
-FLAT_MAX = 150_000  # from this many live vectors on, an HNSW graph replaces exact Flat search
+LATENCY_BUDGET_MS = 5.0  # single-query p50 CPU budget for the vector search step (~10 ms wall when shared)
+FLAT_MAX = 30_000  # from this many live vectors on, an HNSW graph replaces exact Flat search
 SHRINK_HYSTERESIS = 0.8  # an approximate index goes back to Flat only below FLAT_MAX * this
 HNSW_M = 32
 HNSW_TYPE = f"HNSW{HNSW_M}"
-EF_CONSTRUCTION = 40  # faiss default; higher did not pay for its build time (benchmark)
+EF_CONSTRUCTION = 40  # faiss default (one-off check at 50k: 20 builds 2x faster, -1.3 points recall@10)
 EF_SEARCH = 128  # recall@10 >= 0.95 at 1M on the stand-in data
 NPROBE = 32  # for IVF types (not chosen automatically)
 IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list ...
@@ -251,8 +251,16 @@ class VectorIndex:
                 self.rebuild(target)
         if self.kind == "ivf" and not self.index.is_trained:
             self.index.train(_sample(x, _train_size(self.index)))
+        first = int(self.index.ntotal)
         self.index.add_with_ids(x, ids)
-        self._live_cache = None
+        if self._live_cache is not None:  # merge in O(n) instead of re-sorting everything
+            live, pos = self._live_cache
+            order = np.argsort(ids, kind="stable")
+            new_ids = ids[order]
+            new_pos = new_ids if self.kind == "ivf" else first + order.astype(np.int64)
+            at = np.searchsorted(live, new_ids)
+            live = np.insert(live, at, new_ids)
+            self._live_cache = (live, live if self.kind == "ivf" else np.insert(pos, at, new_pos))
 
     def _target_type(self, n: int) -> str:
         target = choose_index_type(n)
@@ -277,7 +285,7 @@ class VectorIndex:
             self.index.construct_rev_map()
             self._dead += int(hit.sum())
             removed = int(hit.sum())
-            self._live_cache = None
+            self._live_cache = (np.delete(live, at[hit]), np.delete(pos, at[hit]))
             if self._dead > TOMBSTONE_REBUILD_FRACTION * self.index.ntotal:
                 self.rebuild()
             return removed
@@ -354,54 +362,96 @@ class VectorIndex:
             return faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, self.nprobe * scale))
         return faiss.SearchParameters(sel=sel) if sel is not None else None
 
+    def _storage(self) -> np.ndarray:
+        """(stored vectors, dim) view on FAISS's memory by internal position (Flat/HNSW).
+        Valid until the index changes."""
+        inner = faiss.downcast_index(self.index.index)
+        flat = faiss.downcast_index(inner.storage) if self.kind == "hnsw" else inner
+        n = int(flat.ntotal)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+
+    def _candidates(self, allowed_ids) -> np.ndarray:
+        """Distinct live candidates among ``allowed_ids``, sorted: internal positions for
+        Flat/HNSW, ids for IVF."""
+        a = _as_ids(allowed_ids)
+        if a.size > 1 and not (a[1:] >= a[:-1]).all():
+            a = np.sort(a)  # sorted needles make searchsorted cache-friendly
+        live, pos = self._live()
+        if live.size == 0 or a.size == 0:
+            return np.zeros(0, np.int64)
+        at = np.minimum(np.searchsorted(live, a), live.size - 1)
+        hit = live[at] == a
+        hit[1:] &= a[1:] != a[:-1]  # duplicates
+        found = pos[at[hit]]
+        return found if self.kind == "ivf" else np.sort(found)
+
     def search(self, query_vectors, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` by inner product: (scores float32 (nq, k), ids int64 (nq, k)), best first.
-        With ``allowed_ids`` only those ids are candidates (the filter runs inside the search).
-        Rows hold ``min(k, candidates)`` results, padded with score -inf and id -1."""
+        With ``allowed_ids`` only those ids are candidates: the filter runs inside the FAISS
+        search (an ``IDSelectorBitmap`` over internal positions for Flat/HNSW, an
+        ``IDSelectorBatch`` of ids for IVF). Rows hold ``min(k, live candidates)`` results,
+        padded with score -inf and id -1."""
         q = _as_vectors(query_vectors, self.dim)
         k = int(k)
         if k <= 0:
             raise ValueError("k must be >= 1")
         nq = len(q)
-        if allowed_ids is not None:
-            allowed = np.unique(_as_ids(allowed_ids))
-            allowed = allowed[self.contains(allowed)]
-            n_cand = int(allowed.size)
-        else:
-            allowed, n_cand = None, self.ntotal
+        empty = (np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64))
+        cand = None if allowed_ids is None else self._candidates(allowed_ids)
+        n_cand = self.ntotal if cand is None else int(cand.size)
         if n_cand == 0:
-            return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
-        if allowed is not None and self.kind != "flat" and n_cand <= EXACT_FILTER_MAX:
-            return self._exact(q, k, allowed)
-        if allowed is not None:
-            sel = faiss.IDSelectorBatch(allowed)
-        elif self._dead:
-            sel = faiss.IDSelectorRange(0, _MAX_ID)  # tombstones carry id -1
+            return empty
+        if cand is not None and self.kind == "hnsw" and n_cand <= EXACT_FILTER_MAX:
+            return self._exact(q, k, cand)  # a graph walk would mostly visit excluded nodes
+        if cand is None:
+            # through the id map; tombstones carry id -1, outside the range
+            target = self.index
+            sel = faiss.IDSelectorRange(0, _MAX_ID) if self._dead else None
+        elif self.kind == "ivf":
+            target, sel = self.index, faiss.IDSelectorBatch(cand)
         else:
-            sel = None
-        d, i = self.index.search(q, k, params=self._params(sel))
+            # the inner index, with a bitmap over internal positions: O(1) per visited vector
+            target = self.index.index
+            mask = np.zeros(int(self.index.ntotal), dtype=bool)
+            mask[cand] = True
+            bitmap = np.packbits(mask, bitorder="little")
+            sel = faiss.IDSelectorBitmap(bitmap)
+        d, i = target.search(q, k, params=self._params(sel))
         want = min(k, n_cand)
         short = np.flatnonzero((i[:, :want] < 0).any(axis=1))
         if short.size and self.kind != "flat":
-            d2, i2 = self.index.search(q[short], k, params=self._params(sel, scale=4))
+            d2, i2 = target.search(q[short], k, params=self._params(sel, scale=4))
             d[short], i[short] = d2, i2
             short = short[(i2[:, :want] < 0).any(axis=1)]
-            if short.size:
-                d3, i3 = self._exact(q[short], k, allowed if allowed is not None else self._live()[0])
-                d[short], i[short] = d3, i3
+        if cand is not None and self.kind != "ivf":
+            idm = self._id_map()
+            i = np.where(i >= 0, idm[np.maximum(i, 0)], -1)
+        if short.size:  # still short: exact over the candidates
+            if cand is None:
+                cand = self._live()[1] if self.kind != "ivf" else self._live()[0]
+                cand = np.sort(cand)
+            d[short], i[short] = self._exact(q[short], k, cand)
         d[i < 0] = -np.inf
         return d, i
 
     def _exact(self, q: np.ndarray, k: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of ``q`` over the live ids ``cand``, scored from reconstructed vectors."""
+        """Exact top-k of ``q`` over ``cand`` (sorted internal positions for Flat/HNSW, ids for
+        IVF), scored from the stored vectors."""
         nq = len(q)
         best_d = np.full((nq, k), -np.inf, np.float32)
         best_i = np.full((nq, k), -1, np.int64)
+        ivf = self.kind == "ivf"
         for b in range(0, cand.size, _BLOCK):
             blk = cand[b : b + _BLOCK]
-            s = q @ self.index.reconstruct_batch(blk).T
+            if ivf:
+                vecs, blk_ids = self.index.reconstruct_batch(blk), blk
+            else:
+                vecs, blk_ids = self._storage()[blk], self._id_map()[blk]
+            s = q @ vecs.T
             d = np.concatenate([best_d, s], axis=1)
-            i = np.concatenate([best_i, np.broadcast_to(blk, s.shape)], axis=1)
+            i = np.concatenate([best_i, np.broadcast_to(blk_ids, s.shape)], axis=1)
             top = np.argpartition(-d, k - 1, axis=1)[:, :k]  # d has > k columns
             best_d = np.take_along_axis(d, top, axis=1)
             best_i = np.take_along_axis(i, top, axis=1)

@@ -1,0 +1,112 @@
+"""The answer chain on the bundled articles with the real MiniLM: citations quote the article
+exactly, abstention, period awareness, filters inside the search, follow-ups, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import BadInputError
+from rag.query import analyze, focus_noun, question_type
+
+
+def check_citations(ans, pipeline):
+    for c in ans.citations:
+        art = pipeline.index.articles[c.doc_id]
+        assert art.text[c.start : c.end] == c.quote and c.source == art.source
+    for p in ans.passages:
+        art = pipeline.index.articles[p.doc_id]
+        assert art.text[p.start : p.end] == p.text
+
+
+@pytest.mark.parametrize(
+    "question,expected,source",
+    [
+        ("How many projectiles did Gazan fighters launch during Operation Shield and Arrow?", "866", "003_95e71b640879a191.txt"),
+        ("Who is the UN special coordinator who warned the escalation was dangerous?", "Mladenov", "000_1ac2ec0afcdbae9b.txt"),
+        ("Through which country's foreign ministry did Hamas make its truce offer in 2021?", "Russian", "002_68a0928ee0260f57.txt"),
+        ("In which city did Erdogan meet Morsi during Operation Pillar of Defense?", "Cairo", "004_f3772e32fd93a989.txt"),
+    ],
+)
+def test_answers_are_cited_sentences(pipeline, question, expected, source):
+    ans = pipeline.ask(question)
+    assert not ans.abstained and expected in ans.answer
+    assert ans.citations[0].source == source and expected in ans.citations[0].quote
+    assert "[1]" in ans.answer
+    check_citations(ans, pipeline)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many rockets did Hezbollah fire from Lebanon during the 2021 fighting?",
+        "What was the name of the Israeli woman killed when a rocket hit a home in Rehovot?",
+        "Who won the 2010 World Cup final?",
+        "How old was the Israeli child killed by a Gaza rocket in May 2021?",
+    ],
+)
+def test_unanswerable_questions_abstain_with_leads(pipeline, question):
+    ans = pipeline.ask(question)
+    assert ans.abstained and ans.answer == "The articles don't say."
+    assert not ans.citations and ans.passages and ans.note
+
+
+def test_period_decides_the_article(pipeline):
+    a = pipeline.ask("Who was the defense minister during Operation Pillar of Defense?")
+    b = pipeline.ask("Who was the defense minister in the 2021 fighting?")
+    assert "Barak" in a.answer and a.citations[0].source == "004_f3772e32fd93a989.txt"
+    assert "Gantz" in b.answer and b.citations[0].source == "002_68a0928ee0260f57.txt"
+
+
+def test_false_premise_surfaces_the_contradiction(pipeline):
+    ans = pipeline.ask("Why did Israel accept the truce offer that Hamas made through Russia in 2021?")
+    assert not ans.abstained and "rejected" in ans.answer
+    assert "premise" in ans.note
+
+
+def test_follow_up_uses_previous_question(pipeline):
+    first = "Who was the defense minister in the 2021 fighting?"
+    follow = pipeline.ask("what about during Operation Pillar of Defense?", history=[first])
+    assert not follow.abstained and "Barak" in follow.answer
+    assert follow.citations[0].source == "004_f3772e32fd93a989.txt"
+    more = pipeline.ask("and how many were intercepted?", history=["How many projectiles did Gazan fighters launch in May 2023?"])
+    assert "260" in more.answer
+
+
+def test_filters_act_inside_the_search(pipeline):
+    r = pipeline.retrieve("rockets fired at Israel", k=6, since="2012-01-01", until="2012-12-31")
+    assert len(r.passages) == 6
+    assert {p.source for p in r.passages} <= {"001_2553db7c481c0c1a.txt", "004_f3772e32fd93a989.txt"}
+    r = pipeline.retrieve("rockets fired at Israel", k=3, sources=["002_68a0928ee0260f57.txt"])
+    assert len(r.passages) == 3 and {p.source for p in r.passages} == {"002_68a0928ee0260f57.txt"}
+    ans = pipeline.ask("Who brokered the talks?", since="2030-01-01")
+    assert ans.abstained and "filters" in ans.note
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"question": ""}, "empty"),
+        ({"question": "a" * 5000}, "limit"),
+        ({"question": "Who brokered talks?", "since": "2020-13-01"}, "YYYY-MM-DD"),
+        ({"question": "Who brokered talks?", "since": "2023-01-01", "until": "2012-01-01"}, "after"),
+        ({"question": "Who brokered talks?", "k": 0}, "k must be at least 1"),
+        ({"question": "Who brokered talks?", "mode": "poetry"}, "mode must be one of"),
+        ({"question": "Who brokered talks?", "sources": ["nope.txt"]}, "nope.txt"),
+    ],
+)
+def test_bad_input_is_a_clear_error(pipeline, kwargs, needle):
+    with pytest.raises(BadInputError, match=needle):
+        pipeline.ask(**kwargs)
+
+
+def test_question_analysis():
+    assert question_type("As of Thursday, how many Palestinians had been killed?") == "number"
+    assert question_type("What did police fire when they stormed the mosque?") == "what"
+    assert question_type("Which U.S. official tweeted about Hamas?") == "who"
+    assert focus_noun("Who was Egypt’s foreign minister in 2012?") == ("foreign", "minister")
+    q = analyze("During Operation Shield and Arrow, how many projectiles were launched?")
+    assert q.operations == ("Shield and Arrow",) and {"shield", "arrow"} <= q.period_words
+    q = analyze("When did Israel launch Operation Shield and Arrow?")
+    assert not q.period_words  # the operation is the subject here, not the period
+    q = analyze("and how many were intercepted?", ["How many rockets were fired in 2023?"])
+    assert q.followup and 2023 in q.years
