@@ -5,7 +5,6 @@ server (slow, marked ``slow`` and ``llm``)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import subprocess
 import sys
@@ -196,11 +195,37 @@ def test_two_passages_cited_in_order_of_use(corpus):
 
 def test_wrong_citation_is_removed_not_reattributed(corpus):
     articles, passages, a, b = corpus
-    raw = "Israel rejected a ceasefire offer from Hamas [1]. At least 83 Palestinians were killed [2]."
-    ans = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    q = "How many people were killed?"
+    raw = "Iron Dome killed 51 people [2]. At least 83 Palestinians were killed [2]."
+    ans = L.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
     assert ans.answer == "At least 83 Palestinians were killed [1]."
     assert ans.citations[0].quote == "At least 83 Palestinians have been killed, including 17 children."
     assert ans.note == "llm: 1 sentence kept, 1 removed as unsupported"
+    # the right fact under the wrong passage number is removed, not moved to the right passage
+    raw = "At least 83 Palestinians were killed [1]."
+    ans = L.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
+    assert ans.mode == "llm-fallback"
+    assert ans.note == "llm: 0 sentences kept, 1 removed as unsupported; showing the extractive answer"
+    # ... unless asked to re-attribute it to the passage that does support it
+    ans = L.check_llm_answer(q, raw, passages, articles, _fallback(q), reattribute=True)
+    assert (ans.mode, ans.answer) == ("llm", "At least 83 Palestinians were killed [1].")
+    assert ans.citations[0].source == "a.txt"
+    assert ans.note == "llm: 1 sentence kept, 1 sentence moved to the passage that supports it"
+
+
+def test_supported_but_unrelated_copy_falls_back(corpus):
+    articles, passages, a, b = corpus
+    q = "Who won the Eurovision song contest?"
+    raw = "The Iron Dome system destroyed 51 incoming projectiles on Tuesday."
+    fb = _fallback(q, abstained=True)
+    ans = L.llm_answer(q, passages, articles, _fake(raw), fb)
+    assert (ans.mode, ans.abstained, ans.answer) == ("llm-fallback", True, fb.answer)
+    assert ans.note == (
+        "llm: 1 sentence kept, 1 uncited sentence cited to its best passage, but none of them shares "
+        "a content word with the question; showing the extractive answer (no evidence)"
+    )
+    assert L.addresses_question(q, ["Eurovision was won by Sweden [1]."])
+    assert not L.addresses_question(q, ["Iron Dome destroyed 51 projectiles."])
 
 
 def test_out_of_range_markers_dropped_and_uncited_sentence_attributed(corpus):
@@ -241,7 +266,9 @@ def test_abstention_kept_only_when_extractive_abstained(corpus):
     fb = _fallback(Q)
     ans = L.llm_answer(Q, passages, articles, _fake("The articles don't say."), fb)
     assert (ans.mode, ans.answer, ans.abstained) == ("llm-fallback", fb.answer, False)
-    assert ans.note == "llm: the model abstained but the passages answer the question; showing the extractive answer"
+    assert ans.note == (
+        "llm: the model abstained but the extractive reader found an answer; showing the extractive answer"
+    )
 
 
 def test_hedge_sentence_dropped_from_mixed_answer(corpus):
@@ -289,13 +316,15 @@ def test_stream_yields_deltas_then_the_checked_answer(corpus):
 
 def test_prompt_numbers_passages_with_titles(corpus):
     articles, passages, a, b = corpus
-    system, user = L.build_messages(Q, passages, articles)
+    msgs = L.build_messages(Q, passages, articles)
+    assert [m.type for m in msgs] == ["system", "human", "ai", "human"]  # one worked example
+    system, user = msgs[0], msgs[-1]
     assert "The articles don't say." in system.content
     assert user.content.startswith(
-        'Passages:\n\n[1] From the article "Rockets Hit Ashdod":\nThe Iron Dome system destroyed'
+        f'Question: {Q}\n\nPassages:\n\n[1] From the article "Rockets Hit Ashdod":\nThe Iron Dome system destroyed'
     )
     assert '[2] From the article "Israel Rejects Truce Offer":\nOn Wednesday night' in user.content
-    assert f"Question: {Q}" in user.content
+    assert user.content.endswith(f"Question: {Q}\n\n{L.REMINDER}")
 
 
 # ---------------------------------------------------------------- chat model factory (no model)
@@ -417,9 +446,14 @@ def test_import_loads_nothing_heavy():
 
 
 def _require_model() -> Path:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install -e .[llm])")
+    pytest.importorskip(
+        "llama_cpp", reason="llama-cpp-python is not installed or not loadable (pip install -e .[llm])",
+        exc_type=ImportError,
+    )
     for pkg in L.MODEL_PACKAGES:
-        pytest.importorskip(pkg, reason=f"model package {pkg} is not installed (pip install -e .[llm])")
+        pytest.importorskip(
+            pkg, reason=f"model package {pkg} is not installed (pip install -e .[llm])", exc_type=ImportError
+        )
     return L.packaged_model_path()
 
 
@@ -473,22 +507,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def llama_server():
+def llama_server(tmp_path):
     path = _require_model()
     for mod in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         pytest.importorskip(mod, reason=f"{mod} is missing: the server needs llama-cpp-python[server]")
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    log = tmp_path / "llama_server.log"  # a file, not a pipe: a full pipe would block the server
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+                tail = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {tail}")
             try:
                 with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
                     if r.status == 200:
@@ -496,7 +533,7 @@ def llama_server():
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
+                pytest.fail(f"llama_cpp.server did not answer /v1/models within 300 s: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.5)
         yield base
     finally:
