@@ -351,20 +351,22 @@ def build_app(
             gr.Warning("Nothing was indexed; see the message under the upload box.")
         return html, None, rows, summary, gr.update(choices=names, value=kept), status_line()
 
+    def _answer(question, since, until, sources, k, mode, history) -> Answer:
+        try:
+            status.wait()
+            return pipeline.ask(
+                question, list(history or []), int(k), since or None, until or None, tuple(sources or ()), mode,
+            )
+        except Exception as e:
+            raise _user_error(e) from None
+
     def chat(
         question: str, since: str = "", until: str = "", sources: list[str] | None = None, k: int = C.DEFAULT_K,
         mode: str = "extractive", history: list[str] | None = None,
     ) -> str:
         """Answer a question from the articles. Returns the answer text with [n] citation markers,
         or "The articles don't say." when they don't."""
-        try:
-            status.wait()
-            ans = pipeline.ask(
-                question, list(history or []), int(k), since or None, until or None, tuple(sources or ()), mode,
-            )
-        except Exception as e:
-            raise _user_error(e) from None
-        return ans.answer
+        return _answer(question, since, until, sources, k, mode, history).answer
 
     def ask(
         question: str, since: str = "", until: str = "", sources: list[str] | None = None, k: int = C.DEFAULT_K,
@@ -372,14 +374,7 @@ def build_app(
     ) -> dict:
         """Like /chat, but returns the whole answer as JSON: citations with offsets, passages,
         abstention note, latency."""
-        try:
-            status.wait()
-            ans = pipeline.ask(
-                question, list(history or []), int(k), since or None, until or None, tuple(sources or ()), mode,
-            )
-        except Exception as e:
-            raise _user_error(e) from None
-        return ans.to_json()
+        return _answer(question, since, until, sources, k, mode, history).to_json()
 
     # ---------- layout ----------
     with gr.Blocks(title="NewsRAG — cited answers from news articles", fill_width=True) as demo:
