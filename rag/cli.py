@@ -116,7 +116,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from eval.harness import bbc_paths, check_thresholds, compare, load_qa, run_eval
+    from eval.harness import check_thresholds, compare, load_qa, run_eval, stage_bbc
 
     from .pipeline import RagPipeline
 
@@ -138,7 +138,9 @@ def cmd_eval(args) -> int:
         if args.distractors == "bbc":
             with tempfile.TemporaryDirectory(prefix="rag-eval-bbc-") as d:
                 pb = RagPipeline(index_dir=Path(d) / "index")
-                pb.index_paths(list(paths) + bbc_paths(), progress=_progress_bar("indexing BBC"))
+                # the package's file names repeat across categories: stage them under unique names
+                bbc = stage_bbc(Path(d) / "bbc")
+                pb.index_paths(list(paths) + bbc, progress=_progress_bar("indexing BBC"))
                 noisy = run_eval(pb, qa, out / "bbc", k=args.k, mode=args.mode, baseline=not args.no_baseline, label="bbc")
             result["bbc"] = noisy
             result["drop"] = compare(metrics, noisy)
