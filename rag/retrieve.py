@@ -381,12 +381,14 @@ def retrieve(
             scored.append(ScoredSentence(d, i, sp.start, sp.end, score, float(c), lex, con, periods[d], typed, cid))
     scored.sort(key=lambda s: s.score, reverse=True)
     # a question that names a period is answered from the articles of that period only
+    # (also when a filter left no article of that period: then only sentences stating it qualify)
     top_period = max(periods.values(), default=0.0)
-    if top_period > 0:
+    if question.years or question.months or question.operations:
         cues = [str(y) for y in question.years] + [op.lower() for op in question.operations]
         scored = [
             s for s in scored
-            if s.period >= top_period or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
+            if (top_period > 0 and s.period >= top_period)
+            or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
         ]
 
     # passages: chunks ranked by their best sentence, then by fused score
