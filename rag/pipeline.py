@@ -98,12 +98,10 @@ class RagPipeline:
         unknown = [s for s in filters.sources if s not in index.by_source]
         if unknown:
             raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats` or the documents list")
-        core = core_text(q)
-        if core != q.search_text:
-            qv, qv_core = self.embedder.embed_texts([q.search_text, core])
-        else:
-            qv = qv_core = self.embedder.embed_query(q.search_text)
-        return retrieve(index, self.stats, q, qv, k, filters, qv_core=qv_core)
+        # one encoder pass: the question without its period phrases (the period is matched on
+        # article metadata, and the words would pull in sentences that merely name it)
+        qv = self.embedder.embed_query(core_text(q))
+        return retrieve(index, self.stats, q, qv, k, filters)
 
     def ask(
         self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,

@@ -290,12 +290,8 @@ def retrieve(
     qv: np.ndarray,
     k: int = C.DEFAULT_K,
     filters: Filters = Filters(),
-    qv_core: np.ndarray | None = None,
 ) -> Retrieval:
-    """``qv`` embeds the whole question (first stage); ``qv_core`` the question without its
-    period words (sentence stage), when they differ."""
-    if qv_core is None:
-        qv_core = qv
+    """``qv`` embeds the question without its period phrases (``core_text``)."""
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = frozenset(d for d, a in index.articles.items() if filters.allows(a))
@@ -313,7 +309,7 @@ def retrieve(
 
     n = C.CANDIDATES
     dense = _faiss_search(index.chunk_index, qv, n, chunk_allowed)
-    sent_hits = _faiss_search(index.sentence_index, qv_core, n, sent_allowed)
+    sent_hits = _faiss_search(index.sentence_index, qv, n, sent_allowed)
     bm25_rank: list[int] = []
     toks = bm25_tokenize([question.search_text])
     if index.bm25 is not None and toks.vocab and any(len(t) for t in toks.ids):
@@ -362,7 +358,7 @@ def retrieve(
     for d, idxs in by_doc.items():
         art = index.articles[d]
         vecs = index.sentence_vectors(d, idxs)
-        cos = vecs @ qv_core
+        cos = vecs @ qv
         for i, c in zip(idxs, cos):
             sp = art.sentences[i]
             text = art.text[sp.start : sp.end]

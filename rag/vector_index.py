@@ -4,23 +4,27 @@ Inner product on L2-normalised 384-dim vectors (= cosine). The index type follow
 live vectors (``choose_index_type``); the numbers behind the thresholds are in
 ``docs/benchmarks.md`` ("Scale: index choice"), produced by ``bench/scale.py``:
 
-* below ``FLAT_MAX`` vectors: ``"Flat"``: exact, no build cost, real removal. Single-query
-  latency grows linearly (about 0.035 ms per 1,000 vectors on this 2-core machine, 1 thread),
-  reaching the ``LATENCY_BUDGET_MS`` budget at ``FLAT_MAX``;
+* below ``FLAT_MAX`` vectors: ``"Flat"``: exact, no build cost, real removal. Its single-query
+  time grows linearly, ~0.16 ms of CPU per 1,000 vectors (1 thread; a memory-bound scan of
+  1.5 KB per vector), so it passes ``LATENCY_BUDGET_MS`` (5 ms CPU, ~10 ms wall on the shared
+  2-core machine) at about 30,000 vectors: 4.1 ms at 25k, 8.0 ms at 50k, 107 ms at 1M;
 * from ``FLAT_MAX`` on: ``"HNSW32"`` (M=32, efConstruction ``EF_CONSTRUCTION``, efSearch
-  ``EF_SEARCH``): at 1M vectors about 1 ms per query at recall@10 >= 0.95 versus exact, in the
-  memory of the raw vectors plus the graph. IVF-Flat needs many more probes for the same recall
-  and IVF-PQ does not reach recall 0.95 (see the benchmark).
+  ``EF_SEARCH``): ~1 ms per query at 100k (recall@10 0.988 against exact), in the memory of the
+  raw vectors plus the graph (1.18x Flat). IVF-Flat needs ~5x the time of HNSW for less recall
+  and IVF-PQ (48 bytes) tops out near recall@10 0.6 (0.43 at 1M) without re-ranking.
 
 The store sees one class, ``VectorIndex``:
 
 * ids are external int64 (>= 0). ``Flat`` and ``HNSW`` sit in an ``IndexIDMap2`` (so
   ``reconstruct`` by id works); ``IVF`` types keep the ids natively with a hash-table direct map;
-* ``search(..., allowed_ids=...)`` applies the filter inside the FAISS search
-  (``SearchParameters*`` with ``IDSelectorBatch``); tiny allowed sets are scored exactly from
-  their reconstructed vectors, and a row that an approximate search leaves short of ``k``
-  (possible with a very selective filter) is redone exactly, so a row always holds
-  ``min(k, live allowed ids)`` results;
+* ``search(..., allowed_ids=...)`` applies the filter inside the FAISS search: Flat and HNSW
+  search their inner index with ``SearchParameters``/``SearchParametersHNSW(sel=...)`` and an
+  ``IDSelectorBitmap`` over internal positions (O(1) per visited vector; tombstones are simply
+  not in it), IVF with an ``IDSelectorBatch`` of ids. For HNSW, efSearch grows as the allowed
+  share shrinks (``FILTER_EF_*``), and candidate sets small enough to score exactly faster
+  than that walk are scored exactly from the stored vectors. A row that an approximate
+  search still leaves short of ``k`` is retried with 4x efSearch/nprobe, then exactly, so a
+  row always holds ``min(k, live allowed ids)`` results;
 * HNSW cannot remove: ``remove`` turns entries into tombstones (their id-map entry becomes
   ``TOMBSTONE``, so they stay in the graph for navigation but every search excludes them through
   its selector; they are written with the index, no side file). When tombstones pass
@@ -30,15 +34,19 @@ The store sees one class, ``VectorIndex``:
   rebuild) the index rebuilds itself as the type ``choose_index_type`` names. A rebuild holds the
   old and new index at once (about 2x memory for its duration).
 
-Threads: this module does not change FAISS's OpenMP thread count. Builds use all cores;
-for serving single queries from several request threads, ``faiss.omp_set_num_threads(1)`` is
-what the benchmark measured (OpenMP fan-out inside one small query costs more than it saves).
+Concurrency: searches may run in parallel threads; ``add``/``remove``/``rebuild`` need
+exclusive access (the caller's lock).
+
+Threads: this module does not change FAISS's OpenMP thread count. Builds use all cores; for
+single queries set ``faiss.omp_set_num_threads(1)`` (measured: an exact scan with 2 threads
+takes 2-4x the wall time of 1 thread on the shared machine; HNSW queries do not parallelise).
 
 Persistence is ``faiss.write_index``/``faiss.read_index`` only (no pickle); efSearch/nprobe
 travel inside the FAISS file."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -50,18 +58,29 @@ DIM = 384
 METRIC = faiss.METRIC_INNER_PRODUCT
 
 # ---- thresholds (measured by bench/scale.py; see docs/benchmarks.md "Scale: index choice") ----
-LATENCY_BUDGET_MS = 5.0  # single-query p50 CPU budget for the vector search step (~10 ms wall when shared)
+LATENCY_BUDGET_MS = 5.0  # single-query p50 CPU budget of the vector search (~10 ms wall on the shared box)
 FLAT_MAX = 30_000  # from this many live vectors on, an HNSW graph replaces exact Flat search
 SHRINK_HYSTERESIS = 0.8  # an approximate index goes back to Flat only below FLAT_MAX * this
 HNSW_M = 32
 HNSW_TYPE = f"HNSW{HNSW_M}"
 EF_CONSTRUCTION = 40  # faiss default (one-off check at 50k: 20 builds 2x faster, -1.3 points recall@10)
-EF_SEARCH = 128  # recall@10 >= 0.95 at 1M on the stand-in data
+EF_SEARCH = 128  # efSearch up to EF_SEARCH_REF_N vectors: recall@10 0.988 at 100k ...
+EF_SEARCH_REF_N = 100_000
+EF_SEARCH_GROWTH = 0.6  # ... then growing as n**0.6: 512 at 1M, where 128 gives only 0.855 and 512 0.962
+EF_SEARCH_MAX = 1024  # (1M: 1024 -> recall@10 0.982 at 4.6 ms)
+TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
 NPROBE = 32  # for IVF types (not chosen automatically)
 IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list ...
 IVF_TRAIN_MIN = 10_000  # ... and at least this many (PQ's 256 centroids per sub-quantizer want 9,984)
-TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
-EXACT_FILTER_MAX = 4096  # allowed-id sets up to this size are scored exactly, not via the graph
+# filtered search: a graph walk restricted to a small share of the vectors needs a larger
+# efSearch for the same recall, and a small candidate set is cheaper to score exactly (~0.7 us
+# per candidate) than a walk (~7 us per efSearch unit)
+FILTER_EF_FRACTION = 0.2  # below this allowed share, efSearch grows as FILTER_EF_FRACTION / share ...
+FILTER_EF_MAX_SCALE = 8  # ... by at most this factor ...
+FILTER_EF_MAX = 1024  # ... and to at most this (1M, 5% allowed: efSearch 2048 took 20 ms)
+EXACT_PER_EF = 10  # score exactly when candidates <= EXACT_PER_EF * the efSearch the walk would use
+EXACT_FILTER_MAX = 2048  # ... and always up to this many (IVF too)
+EF_CAP = 4096  # upper bound of a retry's efSearch (4x) when a filtered walk came back short
 
 TOMBSTONE = -1  # id-map value of a deleted HNSW entry
 _BLOCK = 65_536  # vectors per batch when rebuilding or scanning exactly
@@ -76,6 +95,16 @@ def choose_index_type(n: int) -> str:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return "Flat" if n < FLAT_MAX else HNSW_TYPE
+
+
+def ef_search_for(n: int) -> int:
+    """HNSW efSearch for ``n`` live vectors: ``EF_SEARCH`` up to ``EF_SEARCH_REF_N``, then
+    growing as ``n ** EF_SEARCH_GROWTH`` (rounded up to a multiple of 32), at most
+    ``EF_SEARCH_MAX``. Measured points: 100k/128 -> recall@10 0.988, 1M/512 -> 0.962."""
+    if n <= EF_SEARCH_REF_N:
+        return EF_SEARCH
+    ef = EF_SEARCH * (n / EF_SEARCH_REF_N) ** EF_SEARCH_GROWTH
+    return int(min(EF_SEARCH_MAX, 32 * math.ceil(ef / 32)))
 
 
 def _kind(index_type: str) -> str:
@@ -138,19 +167,20 @@ class VectorIndex:
         dim: int = DIM,
         index_type: str | None = None,
         *,
-        ef_search: int = EF_SEARCH,
+        ef_search: int | None = None,
         nprobe: int = NPROBE,
         ef_construction: int = EF_CONSTRUCTION,
     ) -> None:
         self.dim = int(dim)
         self.auto = index_type is None
-        self.ef_search = int(ef_search)
+        self.ef_search = ef_search  # None: by size (ef_search_for), else pinned
         self.nprobe = int(nprobe)
         self.ef_construction = int(ef_construction)
         self.index = self._new_faiss_index(index_type or choose_index_type(0))
         self.index_type, self.kind = _describe(self.index)
         self._dead = 0  # tombstones (HNSW only)
         self._live_cache: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their positions
+        self._lookup_cache: tuple[object, np.ndarray | None] = (None, None)  # dense id -> position
 
     # ------------------------------------------------------------------ construction
     def _new_faiss_index(self, index_type: str):
@@ -172,13 +202,17 @@ class VectorIndex:
         if kind == "hnsw":
             inner = faiss.downcast_index(index.index)
             inner.hnsw.efConstruction = self.ef_construction
-            inner.hnsw.efSearch = self.ef_search
+            inner.hnsw.efSearch = self.ef_search or EF_SEARCH  # informational: searches pass their own
         return index
 
     @property
     def ntotal(self) -> int:
         """Live vectors (tombstones excluded)."""
         return int(self.index.ntotal) - self._dead
+
+    def current_ef_search(self) -> int:
+        """The efSearch unfiltered HNSW searches use now (pinned, or by the live count)."""
+        return int(self.ef_search) if self.ef_search is not None else ef_search_for(self.ntotal)
 
     @property
     def tombstones(self) -> int:
@@ -206,6 +240,20 @@ class VectorIndex:
                 order = np.argsort(ext, kind="stable")
                 self._live_cache = (ext[order], pos[order])
         return self._live_cache
+
+    def _lookup(self) -> np.ndarray | None:
+        """Dense id -> position table (-1: absent), when the ids are dense enough for it to cost
+        at most ~4 int64 per live vector (e.g. sequential chunk ids); None otherwise."""
+        live = self._live()
+        key, table = self._lookup_cache
+        if key is not live:
+            ids, pos = live
+            table = None
+            if ids.size and ids[-1] < 4 * ids.size + 1024:
+                table = np.full(int(ids[-1]) + 1, -1, dtype=np.int64)
+                table[ids] = pos
+            self._lookup_cache = (live, table)
+        return table
 
     def _ivf_ids(self) -> np.ndarray:
         ivf = faiss.extract_index_ivf(self.index)
@@ -354,12 +402,19 @@ class VectorIndex:
             raise KeyError(f"ids not in the index: {ids[missing][:10].tolist()}")
         return self.index.reconstruct_batch(ids)
 
-    def _params(self, sel, scale: int = 1):
-        if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=sel, efSearch=self.ef_search * scale)
+    def _effort(self, scale: float = 1.0) -> int:
+        """efSearch (HNSW) or nprobe (IVF) for a search ``scale`` times as wide as an unfiltered
+        one; a selectivity scale stops at ``FILTER_EF_MAX``/nlist, a retry (x4) at ``EF_CAP``."""
         if self.kind == "ivf":
-            nlist = faiss.extract_index_ivf(self.index).nlist
-            return faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, self.nprobe * scale))
+            return min(faiss.extract_index_ivf(self.index).nlist, int(self.nprobe * scale))
+        ef = self.current_ef_search()
+        return max(ef, min(FILTER_EF_MAX, int(ef * scale)))
+
+    def _params(self, sel, effort: int):
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=min(EF_CAP, effort))
+        if self.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=sel, nprobe=min(faiss.extract_index_ivf(self.index).nlist, effort))
         return faiss.SearchParameters(sel=sel) if sel is not None else None
 
     def _storage(self) -> np.ndarray:
@@ -372,20 +427,28 @@ class VectorIndex:
             return np.zeros((0, self.dim), np.float32)
         return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
 
-    def _candidates(self, allowed_ids) -> np.ndarray:
-        """Distinct live candidates among ``allowed_ids``, sorted: internal positions for
-        Flat/HNSW, ids for IVF."""
+    def _candidates(self, allowed_ids) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+        """Live candidates among ``allowed_ids``: (distinct sorted positions or None, boolean
+        mask over positions or None, count). Positions are internal for Flat/HNSW, ids for IVF.
+        Large allowed sets over dense ids come back as a mask only (O(n), no sorting)."""
         a = _as_ids(allowed_ids)
-        if a.size > 1 and not (a[1:] >= a[:-1]).all():
-            a = np.sort(a)  # sorted needles make searchsorted cache-friendly
+        table = self._lookup()
+        if table is not None:
+            p = table[a[a < table.size]]
+            p = p[p >= 0]
+            if self.kind != "ivf" and p.size > _BLOCK:
+                mask = np.zeros(int(self.index.ntotal), dtype=bool)
+                mask[p] = True
+                return None, mask, int(np.count_nonzero(mask))
+            p = np.unique(p)
+            return p, None, int(p.size)
         live, pos = self._live()
         if live.size == 0 or a.size == 0:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), None, 0
+        a = np.unique(a)
         at = np.minimum(np.searchsorted(live, a), live.size - 1)
-        hit = live[at] == a
-        hit[1:] &= a[1:] != a[:-1]  # duplicates
-        found = pos[at[hit]]
-        return found if self.kind == "ivf" else np.sort(found)
+        p = np.sort(pos[at[live[at] == a]])
+        return p, None, int(p.size)
 
     def search(self, query_vectors, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` by inner product: (scores float32 (nq, k), ids int64 (nq, k)), best first.
@@ -399,13 +462,22 @@ class VectorIndex:
             raise ValueError("k must be >= 1")
         nq = len(q)
         empty = (np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64))
-        cand = None if allowed_ids is None else self._candidates(allowed_ids)
-        n_cand = self.ntotal if cand is None else int(cand.size)
+        cand = mask = None
+        if allowed_ids is None:
+            n_cand = self.ntotal
+        else:
+            cand, mask, n_cand = self._candidates(allowed_ids)
         if n_cand == 0:
             return empty
-        if cand is not None and self.kind == "hnsw" and n_cand <= EXACT_FILTER_MAX:
-            return self._exact(q, k, cand)  # a graph walk would mostly visit excluded nodes
-        if cand is None:
+        filtered = allowed_ids is not None
+        effort = self._effort() if self.kind != "flat" else 0
+        if filtered and self.kind != "flat":
+            share = n_cand / max(1, self.ntotal)
+            effort = self._effort(min(FILTER_EF_MAX_SCALE, max(1.0, FILTER_EF_FRACTION / share)))
+            walk = effort if self.kind == "hnsw" else 0
+            if n_cand <= max(EXACT_FILTER_MAX, EXACT_PER_EF * walk):
+                return self._exact(q, k, cand if cand is not None else np.flatnonzero(mask))
+        if not filtered:
             # through the id map; tombstones carry id -1, outside the range
             target = self.index
             sel = faiss.IDSelectorRange(0, _MAX_ID) if self._dead else None
@@ -414,24 +486,26 @@ class VectorIndex:
         else:
             # the inner index, with a bitmap over internal positions: O(1) per visited vector
             target = self.index.index
-            mask = np.zeros(int(self.index.ntotal), dtype=bool)
-            mask[cand] = True
+            if mask is None:
+                mask = np.zeros(int(self.index.ntotal), dtype=bool)
+                mask[cand] = True
             bitmap = np.packbits(mask, bitorder="little")
             sel = faiss.IDSelectorBitmap(bitmap)
-        d, i = target.search(q, k, params=self._params(sel))
+        d, i = target.search(q, k, params=self._params(sel, effort))
         want = min(k, n_cand)
         short = np.flatnonzero((i[:, :want] < 0).any(axis=1))
         if short.size and self.kind != "flat":
-            d2, i2 = target.search(q[short], k, params=self._params(sel, scale=4))
+            d2, i2 = target.search(q[short], k, params=self._params(sel, effort * 4))
             d[short], i[short] = d2, i2
             short = short[(i2[:, :want] < 0).any(axis=1)]
-        if cand is not None and self.kind != "ivf":
+        if filtered and self.kind != "ivf":
             idm = self._id_map()
             i = np.where(i >= 0, idm[np.maximum(i, 0)], -1)
         if short.size:  # still short: exact over the candidates
-            if cand is None:
-                cand = self._live()[1] if self.kind != "ivf" else self._live()[0]
-                cand = np.sort(cand)
+            if not filtered:
+                cand = np.sort(self._live()[1])
+            elif cand is None:
+                cand = np.flatnonzero(mask)
             d[short], i[short] = self._exact(q[short], k, cand)
         d[i < 0] = -np.inf
         return d, i
@@ -449,9 +523,12 @@ class VectorIndex:
                 vecs, blk_ids = self.index.reconstruct_batch(blk), blk
             else:
                 vecs, blk_ids = self._storage()[blk], self._id_map()[blk]
-            s = q @ vecs.T
+            kk = min(k, len(blk))
+            # faiss's scan, not numpy's matmul: single-threaded under omp_set_num_threads(1)
+            # (BLAS thread wake-ups cost milliseconds on a busy machine)
+            s, pos = faiss.knn(q, np.ascontiguousarray(vecs), kk, faiss.METRIC_INNER_PRODUCT)
             d = np.concatenate([best_d, s], axis=1)
-            i = np.concatenate([best_i, np.broadcast_to(blk_ids, s.shape)], axis=1)
+            i = np.concatenate([best_i, blk_ids[pos]], axis=1)
             top = np.argpartition(-d, k - 1, axis=1)[:, :k]  # d has > k columns
             best_d = np.take_along_axis(d, top, axis=1)
             best_i = np.take_along_axis(i, top, axis=1)
@@ -460,29 +537,32 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write the FAISS index (tombstones and efSearch/nprobe included) to ``path``."""
+        """Write the FAISS index to ``path``: vectors, ids, tombstones, nprobe, and the efSearch
+        in effect (for plain FAISS readers; ``load`` sizes efSearch again unless pinned)."""
         if self.kind == "hnsw":
-            faiss.downcast_index(self.index.index).hnsw.efSearch = self.ef_search
+            faiss.downcast_index(self.index.index).hnsw.efSearch = self.current_ef_search()
         elif self.kind == "ivf":
             self.index.nprobe = self.nprobe
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: str | Path, *, auto: bool = True) -> VectorIndex:
-        """Read an index written by ``save``; ``auto`` lets it keep switching type by size."""
+    def load(cls, path: str | Path, *, auto: bool = True, ef_search: int | None = None) -> VectorIndex:
+        """Read an index written by ``save``. ``auto`` lets it keep switching type by size;
+        ``ef_search`` pins HNSW's efSearch (default: by size, ``ef_search_for``)."""
         index = faiss.read_index(str(path))
         self = cls.__new__(cls)
         self.auto = auto
         self._live_cache = None
+        self._lookup_cache = (None, None)
         self._dead = 0
         self.ef_construction = EF_CONSTRUCTION
-        self.ef_search, self.nprobe = EF_SEARCH, NPROBE
+        self.ef_search, self.nprobe = ef_search, NPROBE
         self.dim = int(index.d)
         self.index = index
         self.index_type, self.kind = _describe(index, path)
         if self.kind == "hnsw":
             hnsw = faiss.downcast_index(index.index).hnsw
-            self.ef_search, self.ef_construction = int(hnsw.efSearch), int(hnsw.efConstruction)
+            self.ef_construction = int(hnsw.efConstruction)
             self._dead = int((self._id_map() == TOMBSTONE).sum())
         elif self.kind == "ivf":
             self.nprobe = int(index.nprobe)
