@@ -5,13 +5,14 @@ live vectors (``choose_index_type``); the numbers behind the thresholds are in
 ``docs/benchmarks.md`` ("Scale: index choice"), produced by ``bench/scale.py``:
 
 * below ``FLAT_MAX`` vectors: ``"Flat"``: exact, no build cost, real removal. Its single-query
-  time grows linearly, ~0.16 ms of CPU per 1,000 vectors (1 thread; a memory-bound scan of
+  time grows linearly, 0.12-0.16 ms of CPU per 1,000 vectors (1 thread; a memory-bound scan of
   1.5 KB per vector), so it passes ``LATENCY_BUDGET_MS`` (5 ms CPU, ~10 ms wall on the shared
-  2-core machine) at about 30,000 vectors: 4.1 ms at 25k, 8.0 ms at 50k, 107 ms at 1M;
-* from ``FLAT_MAX`` on: ``"HNSW32"`` (M=32, efConstruction ``EF_CONSTRUCTION``, efSearch
-  ``EF_SEARCH``): ~1 ms per query at 100k (recall@10 0.988 against exact), in the memory of the
-  raw vectors plus the graph (1.18x Flat). IVF-Flat needs ~5x the time of HNSW for less recall
-  and IVF-PQ (48 bytes) tops out near recall@10 0.6 (0.43 at 1M) without re-ranking.
+  2-core machine) at 30,000-40,000 vectors: 2.8-4.1 ms at 25k, 6.7-8.0 ms at 50k, 108 ms at 1M;
+* from ``FLAT_MAX`` on: ``"HNSW32"`` (M=32, efConstruction ``EF_CONSTRUCTION``, efSearch by
+  size, ``ef_search_for``): 0.8 ms per query at 100k (efSearch 128, recall@10 0.988 against
+  exact) and 2.3 ms at 1M (efSearch 512, recall@10 0.962), in the memory of the raw vectors
+  plus the graph (1.18x Flat). IVF-Flat needs 4-5x the time of HNSW for less recall, and IVF-PQ
+  (48 bytes a vector) tops out at recall@10 0.61 (100k) / 0.43 (1M) without re-ranking.
 
 The store sees one class, ``VectorIndex``:
 
@@ -68,7 +69,7 @@ EF_SEARCH = 128  # efSearch up to EF_SEARCH_REF_N vectors: recall@10 0.988 at 10
 EF_SEARCH_REF_N = 100_000
 EF_SEARCH_GROWTH = 0.6  # ... then growing as n**0.6: 512 at 1M, where 128 gives only 0.855 and 512 0.962
 EF_SEARCH_MAX = 1024  # (1M: 1024 -> recall@10 0.982 at 4.6 ms)
-TOMBSTONE_REBUILD_FRACTION = 0.2  # rebuild an HNSW index once this share of it is deleted
+TOMBSTONE_REBUILD_FRACTION = 0.15  # rebuild HNSW past this deleted share: dead weight <= 1/0.85 = 1.18x
 NPROBE = 32  # for IVF types (not chosen automatically)
 IVF_TRAIN_PER_LIST = 64  # k-means training sample: this many vectors per IVF list ...
 IVF_TRAIN_MIN = 10_000  # ... and at least this many (PQ's 256 centroids per sub-quantizer want 9,984)
@@ -84,6 +85,7 @@ EF_CAP = 4096  # upper bound of a retry's efSearch (4x) when a filtered walk cam
 
 TOMBSTONE = -1  # id-map value of a deleted HNSW entry
 _BLOCK = 65_536  # vectors per batch when rebuilding or scanning exactly
+_MASK_MIN = 4096  # larger allowed sets (dense ids) become a mask directly: sorting them cost ~7 ms at 50k
 _MAX_ID = np.iinfo(np.int64).max
 
 _TYPES = re.compile(r"^(Flat|HNSW\d+(,Flat)?|IVF\d+,(Flat|PQ\d+(x\d+)?))$")
@@ -430,13 +432,14 @@ class VectorIndex:
     def _candidates(self, allowed_ids) -> tuple[np.ndarray | None, np.ndarray | None, int]:
         """Live candidates among ``allowed_ids``: (distinct sorted positions or None, boolean
         mask over positions or None, count). Positions are internal for Flat/HNSW, ids for IVF.
-        Large allowed sets over dense ids come back as a mask only (O(n), no sorting)."""
+        Allowed sets over dense ids larger than ``_MASK_MIN`` come back as a mask only (O(n),
+        no sorting)."""
         a = _as_ids(allowed_ids)
         table = self._lookup()
         if table is not None:
             p = table[a[a < table.size]]
             p = p[p >= 0]
-            if self.kind != "ivf" and p.size > _BLOCK:
+            if self.kind != "ivf" and p.size > _MASK_MIN:
                 mask = np.zeros(int(self.index.ntotal), dtype=bool)
                 mask[p] = True
                 return None, mask, int(np.count_nonzero(mask))

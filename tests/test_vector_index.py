@@ -84,6 +84,18 @@ def test_choose_index_type_thresholds():
         choose_index_type(-1)
 
 
+def test_ef_search_grows_with_size():
+    assert vi.ef_search_for(0) == vi.ef_search_for(100_000) == vi.EF_SEARCH == 128
+    assert vi.ef_search_for(1_000_000) == 512
+    assert vi.ef_search_for(100_000_000) == vi.EF_SEARCH_MAX
+    sizes = [100_000, 200_000, 500_000, 1_000_000, 3_000_000]
+    assert [vi.ef_search_for(n) for n in sizes] == sorted(vi.ef_search_for(n) for n in sizes)
+    idx = VectorIndex(index_type="HNSW32")
+    assert idx.current_ef_search() == 128
+    idx.ef_search = 40  # pinned
+    assert idx.current_ef_search() == 40
+
+
 def test_unsupported_type_rejected():
     with pytest.raises(ValueError):
         VectorIndex(index_type="LSH")
@@ -157,6 +169,14 @@ def test_add_remove_readd(data, t):
     assert idx.ntotal == 3000
     _, i = idx.search(xb[pos[0]], 10)
     assert gone[0] in i[0, : 1 if "PQ" not in t else 10]  # PQ scores are approximate
+    # the incrementally kept id bookkeeping equals a fresh one, and removes the right entries
+    np.testing.assert_array_equal(idx.ids(), ids)
+    idx._live_cache = None
+    np.testing.assert_array_equal(idx.ids(), ids)
+    assert idx.remove(gone[1:2]) == 1
+    assert idx.ntotal == 2999 and not idx.contains(gone[1:2])[0] and idx.contains(gone[[0, 2]]).all()
+    _, i = idx.search(xb[pos[1]], 10)
+    assert gone[1] not in i[0] and (i >= 0).all()
 
 
 @pytest.mark.parametrize("t", TYPES)
@@ -165,7 +185,7 @@ def test_filter_inside_search(built, data, t):
     rng = np.random.default_rng(3)
     for n_allowed in (3, 10, 25, 1500):
         allowed = rng.choice(ids, n_allowed, replace=False)
-        allowed_with_absent = np.append(allowed, [1, 2, 3])
+        allowed_with_absent = np.concatenate([allowed, allowed[:3], [1, 2, 3]])  # unsorted, duplicates
         d, i = built[t].search(q[:5], 10, allowed_ids=allowed_with_absent)
         want = min(10, n_allowed)
         assert (i[:, :want] >= 0).all(), "fewer than k results although k allowed ids exist"
@@ -180,12 +200,39 @@ def test_filter_inside_search(built, data, t):
     assert (i == -1).all()
 
 
+@pytest.mark.parametrize("t", ["Flat", "HNSW32"])
+@pytest.mark.parametrize("dense", [True, False])
+def test_filter_paths_dense_and_sparse_ids(data, t, dense, monkeypatch):
+    """Dense ids use a lookup table (large allowed sets become a bitmap without sorting),
+    sparse ids a binary search; small blocks exercise the blocked loops."""
+    xb, ids, q = data
+    monkeypatch.setattr(vi, "_BLOCK", 256)
+    monkeypatch.setattr(vi, "_MASK_MIN", 256)
+    ids = np.arange(3000, dtype=np.int64) if dense else ids
+    idx = fresh(t, xb, ids)
+    idx.remove(ids[:5])  # HNSW: tombstones must stay out of every candidate set
+    rng = np.random.default_rng(7)
+    for n_allowed in (10, 1500, 2995):
+        allowed = rng.choice(ids[5:], n_allowed, replace=False)
+        allowed = np.concatenate([allowed, ids[:5], allowed[:4]])  # plus removed ids, duplicates
+        d, i = idx.search(q[:8], 10, allowed_ids=allowed)
+        pos = np.searchsorted(ids, np.unique(allowed[:n_allowed]))
+        ed, ei = exact(xb[pos], ids[pos], q[:8], 10)
+        assert (i >= 0).all() and set(i.ravel().tolist()) <= set(allowed[:n_allowed].tolist())
+        if t == "Flat" or n_allowed <= vi.EXACT_FILTER_MAX:  # exact paths
+            np.testing.assert_array_equal(i, ei)
+            np.testing.assert_allclose(d, ed, atol=1e-5)
+        else:
+            assert recall(i, ei) >= 0.95
+
+
 @pytest.mark.parametrize("t", ["HNSW32", "IVF16,Flat"])
 def test_selective_filter_through_the_index_still_returns_k(built, data, t, monkeypatch):
     """Force the in-index selector path (no exact shortcut) with a very selective filter: rows
     the approximate search leaves short are completed, so k results come back."""
     xb, ids, q = data
     monkeypatch.setattr(vi, "EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr(vi, "EXACT_PER_EF", 0)
     allowed = np.random.default_rng(4).choice(ids, 12, replace=False)
     d, i = built[t].search(q, 10, allowed_ids=allowed)
     assert (i >= 0).all()
@@ -240,6 +287,7 @@ def test_hnsw_tombstones_then_rebuild(data):
 def test_auto_switches_type_with_size(data, monkeypatch):
     xb, ids, q = data
     monkeypatch.setattr(vi, "FLAT_MAX", 1000)
+    monkeypatch.setattr(vi, "TOMBSTONE_REBUILD_FRACTION", 0.2)
     idx = VectorIndex()  # auto
     idx.add(xb[:900], ids[:900])
     assert idx.index_type == "Flat"
