@@ -101,7 +101,8 @@ class MiniLMEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        # counting only: no warning about sequences longer than the window (they get split)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return [len(x) for x in enc]
 
     def embed_query(self, text: str) -> np.ndarray:
