@@ -36,7 +36,6 @@ FORMAT_VERSION = 1
 MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
 FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
 BM25_DIR = "bm25"
-HNSW_THRESHOLD = 200_000  # chunk count from which an HNSW graph replaces exact search (bench/scale.py)
 
 
 def _rebuild_hint(path: Path) -> str:
@@ -448,4 +447,4 @@ def _load_bm25(path: Path):
     return retriever, ids
 
 
-__all__ = ["IndexStore", "Index", "UpdateReport", "chunk_header", "HNSW_THRESHOLD"]
+__all__ = ["IndexStore", "Index", "UpdateReport", "chunk_header"]
