@@ -344,7 +344,7 @@ def bench_size(n: int, base: np.ndarray, xq: np.ndarray, args) -> dict:
 def merge(old: dict, new: dict) -> dict:
     """Rows of families measured now replace the same families' rows of an earlier run."""
     fams = {r["family"] for r in new["rows"]}
-    rows = [r for r in old.get("rows", []) if r["family"] not in fams] + new["rows"]
+    rows = [r for r in old.get("rows", []) if r.get("family", fams) not in fams] + new["rows"]  # older format: dropped
     rows.sort(key=lambda r: FAMILIES.index(r["family"]))
     return {**old, **{k: v for k, v in new.items() if k != "rows"}, "rows": rows}
 

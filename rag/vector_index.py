@@ -5,12 +5,13 @@ live vectors (``choose_index_type``); the numbers behind the thresholds are in
 ``docs/benchmarks.md`` ("Scale: index choice"), produced by ``bench/scale.py``:
 
 * below ``FLAT_MAX`` vectors: ``"Flat"``: exact, no build cost, real removal. Its single-query
-  time grows linearly, 0.12-0.16 ms of CPU per 1,000 vectors (1 thread; a memory-bound scan of
-  1.5 KB per vector), so it passes ``LATENCY_BUDGET_MS`` (5 ms CPU, ~10 ms wall on the shared
-  2-core machine) at 30,000-40,000 vectors: 2.8-4.1 ms at 25k, 6.7-8.0 ms at 50k, 108 ms at 1M;
+  time grows linearly, 0.10-0.16 ms of CPU per 1,000 vectors (1 thread; a memory-bound scan of
+  1.5 KB per vector; the spread is the shared machine's load), so it passes
+  ``LATENCY_BUDGET_MS`` (5 ms CPU, ~10 ms wall on the shared 2-core machine) between 30,000 and
+  50,000 vectors: 2.3-4.1 ms at 25k, 5.1-8.0 ms at 50k, 92-108 ms at 1M;
 * from ``FLAT_MAX`` on: ``"HNSW32"`` (M=32, efConstruction ``EF_CONSTRUCTION``, efSearch by
-  size, ``ef_search_for``): 0.8 ms per query at 100k (efSearch 128, recall@10 0.988 against
-  exact) and 2.3 ms at 1M (efSearch 512, recall@10 0.962), in the memory of the raw vectors
+  size, ``ef_search_for``): 0.6-0.8 ms per query at 100k (efSearch 128, recall@10 0.988 against
+  exact) and 1.7-2.4 ms at 1M (efSearch 512, recall@10 0.962), in the memory of the raw vectors
   plus the graph (1.18x Flat). IVF-Flat needs 4-5x the time of HNSW for less recall, and IVF-PQ
   (48 bytes a vector) tops out at recall@10 0.61 (100k) / 0.43 (1M) without re-ranking.
 
