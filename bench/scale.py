@@ -344,7 +344,8 @@ def bench_size(n: int, base: np.ndarray, xq: np.ndarray, args) -> dict:
 def merge(old: dict, new: dict) -> dict:
     """Rows of families measured now replace the same families' rows of an earlier run."""
     fams = {r["family"] for r in new["rows"]}
-    rows = [r for r in old.get("rows", []) if r.get("family", fams) not in fams] + new["rows"]  # older format: dropped
+    kept = [r for r in old.get("rows", []) if "family" in r and r["family"] not in fams]  # older format: dropped
+    rows = kept + new["rows"]
     rows.sort(key=lambda r: FAMILIES.index(r["family"]))
     return {**old, **{k: v for k, v in new.items() if k != "rows"}, "rows": rows}
 
