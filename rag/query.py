@@ -163,7 +163,7 @@ _FOCUS = [
     re.compile(r"\bnames? of (?:the |an? |its |their )?((?:[\w’'-]+ ){0,7}?[\w’'-]+?)(?: (?:who|that|which|whom|when|killed|in|on|at|during|of|from|to|for|by)\b|[?,]|$)", re.I),
     re.compile(r"\bwhat name did\b.*?\bgive (?:to )?(?:its |the |their |his |her )?((?:[\w’'-]+ ){0,3}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
     re.compile(r"\bwho (?:was|is|were|are) (?:the )?(?:[\w’'-]+[’']s? )((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
-    re.compile(r"\bwho (?:was|is|were|are) the ((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
+    re.compile(r"\bwho (?:was|is|were|are) the ((?:[\w’'-]+ ){0,3}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when|mentioned|named|quoted|cited|described|who|that)\b|[?,]|$)", re.I),
 ]
 
 
@@ -181,6 +181,8 @@ def focus_noun(q: str) -> tuple[str, ...]:
                 if run:
                     break
                 continue
+            if run and tok.lower().endswith(("ing", "ed")):
+                break  # a participle ends the role: "the Mossad chief taking part in ..."
             run.append(tok.lower())
         run = [w for w in run if w not in STOPWORDS]
         if run:

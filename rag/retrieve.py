@@ -228,10 +228,31 @@ def weighted_share(terms: list[str], present: set[str], stats: Statistics) -> fl
     return sum(stats.idf(t) for t in terms if t in present) / total if total else 0.0
 
 
+def period_parts(question: Question) -> tuple[str, ...]:
+    """The separate periods a question names: each year and each operation. "In the 2012 Pillar
+    of Defense, the 2021 and the 2023 articles" has four; an article needs to match only one."""
+    return tuple(str(y) for y in question.years) + question.operations
+
+
+def multi_period(question: Question) -> bool:
+    return question.multi and len(period_parts(question)) >= 2
+
+
+def in_part(part: str, article: Article) -> bool:
+    """The article belongs to one period part: its year (by date, else by title), or it names
+    the operation."""
+    if part.isdigit():
+        return (article.date or "")[:4] == part if article.date else part in article.title
+    return part.lower() in article.text.lower()
+
+
 def period_score(question: Question, article: Article) -> float:
-    """How well an article matches the period the question names (0 when it names none)."""
+    """How well an article matches the period the question names (0 when it names none). For a
+    question about several periods, matching any one of them is a full match."""
     if not (question.years or question.months or question.operations):
         return 0.0
+    if multi_period(question):
+        return 1.0 if any(in_part(p, article) for p in period_parts(question)) else 0.0
     score, parts = 0.0, 0
     year = int(article.date[:4]) if article.date else None
     if question.years:
@@ -283,6 +304,30 @@ def _faiss_search(index, qv: np.ndarray, k: int, allowed: np.ndarray | None):
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
+def _restrict(index: Index, docs: frozenset[str]):
+    """What a search limited to ``docs`` may return: chunk ids, sentence keys, a BM25 weight mask."""
+    chunk_ids = np.array([cid for cid, c in index.chunks.items() if c.doc_id in docs], dtype=np.int64)
+    sent_keys = np.array(
+        [sentence_key(index.doc_seq[d], i) for d in docs for i in range(len(index.articles[d].sentences))],
+        dtype=np.int64,
+    )
+    ok = set(chunk_ids.tolist())
+    bm25_mask = np.array([1.0 if cid in ok else 0.0 for cid in index.bm25_ids], dtype=np.float32)
+    return chunk_ids, sent_keys, bm25_mask
+
+
+def _bm25_search(index: Index, question: Question, n: int, mask: np.ndarray | None) -> list[int]:
+    """Chunk ids by BM25 score of the question (only those with a positive score)."""
+    toks = bm25_tokenize([question.search_text])
+    if index.bm25 is None or not toks.vocab or not any(len(t) for t in toks.ids):
+        return []
+    k = min(n, len(index.bm25_ids) if mask is None else int(mask.sum()))
+    if k <= 0:
+        return []
+    res, sc = index.bm25.retrieve([list(toks.vocab)], k=k, show_progress=False, weight_mask=mask)
+    return [index.bm25_ids[int(i)] for i, s in zip(res[0], sc[0]) if s > 0]
+
+
 def retrieve(
     index: Index,
     stats: Statistics,
@@ -295,29 +340,14 @@ def retrieve(
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = frozenset(d for d, a in index.articles.items() if filters.allows(a))
-    chunk_allowed = sent_allowed = bm25_mask = None
-    if filters.active:
-        chunk_allowed = np.array([cid for cid, c in index.chunks.items() if c.doc_id in allowed_docs], dtype=np.int64)
-        sent_allowed = np.array(
-            [sentence_key(index.doc_seq[d], i) for d in allowed_docs for i in range(len(index.articles[d].sentences))],
-            dtype=np.int64,
-        )
-        pos_ok = {cid for cid in chunk_allowed.tolist()}
-        bm25_mask = np.array([1.0 if cid in pos_ok else 0.0 for cid in index.bm25_ids], dtype=np.float32)
     if not allowed_docs:
         return Retrieval(question, (), (), allowed_docs)
+    chunk_allowed, sent_allowed, bm25_mask = _restrict(index, allowed_docs) if filters.active else (None, None, None)
 
     n = C.CANDIDATES
     dense = _faiss_search(index.chunk_index, qv, n, chunk_allowed)
     sent_hits = _faiss_search(index.sentence_index, qv, n, sent_allowed)
-    bm25_rank: list[int] = []
-    toks = bm25_tokenize([question.search_text])
-    if index.bm25 is not None and toks.vocab and any(len(t) for t in toks.ids):
-        qtokens = [[w for w in toks.vocab]]
-        kk = min(n, len(index.bm25_ids) if bm25_mask is None else int(bm25_mask.sum()))
-        if kk > 0:
-            res, sc = index.bm25.retrieve(qtokens, k=kk, show_progress=False, weight_mask=bm25_mask)
-            bm25_rank = [index.bm25_ids[int(i)] for i, s in zip(res[0], sc[0]) if s > 0]
+    bm25_rank = _bm25_search(index, question, n, bm25_mask)
     # sentence hits vote for the chunks that hold them
     seq_doc = {s: d for d, s in index.doc_seq.items()}
     sent_dense: dict[tuple[str, int], float] = {}
@@ -330,6 +360,16 @@ def retrieve(
                 sent_chunk_rank.append(cid)
                 break
     fused = _rrf([[c for c, _ in dense], bm25_rank, sent_chunk_rank])
+    part_chunks: list[int] = []
+    if multi_period(question):  # each period's own best hits reach the sentence stage
+        for part in period_parts(question):
+            docs = frozenset(d for d in allowed_docs if in_part(part, index.articles[d]))
+            if not docs:
+                continue
+            _, part_sents, part_mask = _restrict(index, docs)
+            for key, s in _faiss_search(index.sentence_index, qv, C.PART_CANDIDATES, part_sents):
+                sent_dense.setdefault((seq_doc[key >> 24], key & ((1 << 24) - 1)), s)
+            part_chunks += _bm25_search(index, question, C.HEAD_PER_LIST, part_mask)
     # period awareness: articles that match the named period rank first
     periods = {d: period_score(question, index.articles[d]) for d in allowed_docs}
     for cid in fused:
@@ -342,7 +382,7 @@ def retrieve(
     cand: dict[tuple[str, int], int] = {}
     # the fused top, plus the head of each list: RRF dilutes a strong lexical hit when the two
     # dense lists agree with each other
-    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.HEAD_PER_LIST]]
+    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.HEAD_PER_LIST]] + part_chunks
     for cid in list(dict.fromkeys(ranked[: C.SENTENCE_CANDIDATE_CHUNKS] + heads)):
         for i in index.chunks[cid].sentences:
             cand.setdefault((index.chunks[cid].doc_id, i), cid)
@@ -402,14 +442,17 @@ def retrieve(
         order = [c for c in order if periods[index.chunks[c].doc_id] >= top_period] + [
             c for c in order if periods[index.chunks[c].doc_id] < top_period
         ]
-    if question.multi:  # round-robin over the (period's) articles, so every one is represented
+    if question.multi:  # round-robin over the periods (or the period's articles), so each is represented
         in_period = [c for c in order if periods[index.chunks[c].doc_id] >= top_period]
-        per_doc: dict[str, list[int]] = {}
+        groups: dict[str, list[int]] = {}
+        parts = period_parts(question) if multi_period(question) else ()
         for cid in in_period:
-            per_doc.setdefault(index.chunks[cid].doc_id, []).append(cid)
-        lists = list(per_doc.values())
+            art = index.articles[index.chunks[cid].doc_id]
+            for g in [p for p in parts if in_part(p, art)] or [art.doc_id]:
+                groups.setdefault(g, []).append(cid)
+        lists = list(groups.values())
         rr = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
-        order = rr + [c for c in order if c not in set(rr)]
+        order = list(dict.fromkeys(rr)) + [c for c in order if c not in set(rr)]
     passages = []
     for r, cid in enumerate(order[:k]):
         c = index.chunks[cid]

@@ -57,6 +57,20 @@ def test_period_decides_the_article(pipeline):
     assert "Gantz" in b.answer and b.citations[0].source == "002_68a0928ee0260f57.txt"
 
 
+def test_multi_period_question_cites_each_period(pipeline):
+    q = "Who were the Israeli defense ministers mentioned in the 2012 Pillar of Defense, the 2021 and the 2023 Gaza articles?"
+    ans = pipeline.ask(q)
+    check_citations(ans, pipeline)
+    assert not ans.abstained
+    years = {(c.date or "")[:4] for c in ans.citations}
+    assert years == {"2012", "2021", "2023"}
+    for name in ("Barak", "Gantz", "Gallant"):
+        assert name in ans.answer
+        assert any(name in p.text for p in ans.passages[:5])
+    for c in ans.citations:
+        assert "Defense Minister" in c.quote
+
+
 def test_false_premise_surfaces_the_contradiction(pipeline):
     ans = pipeline.ask("Why did Israel accept the truce offer that Hamas made through Russia in 2021?")
     assert not ans.abstained and "rejected" in ans.answer
@@ -97,6 +111,11 @@ def test_filters_act_inside_the_search(pipeline):
 def test_bad_input_is_a_clear_error(pipeline, kwargs, needle):
     with pytest.raises(BadInputError, match=needle):
         pipeline.ask(**kwargs)
+
+
+def test_role_focus_stops_at_participles_and_reporting_verbs():
+    assert focus_noun("Who were the Israeli defense ministers mentioned in the 2021 article?") == ("defense", "ministers")
+    assert focus_noun("Who was the Mossad chief taking part in the security assessment?") == ("chief",)
 
 
 def test_question_analysis():
