@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from . import config as C
-from .errors import RagError
+from .errors import BadInputError, RagError
 
 EXIT_ERROR = 2
 
@@ -133,6 +133,9 @@ def cmd_eval(args) -> int:
         p.ensure_index(paths, progress=_progress_bar("indexing"))
         articles = {a.source: a.text for a in p.index.articles.values()}
         qa = load_qa(Path(args.qa), articles)
+        if args.every < 1:
+            raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
+        qa = qa[:: args.every]
         metrics = run_eval(p, qa, out / "clean", k=args.k, mode=args.mode, baseline=not args.no_baseline)
         result = {"clean": metrics}
         if args.distractors == "bbc":
@@ -216,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the plain LangChain baseline column")
     p.add_argument("--thresholds", type=Path, default=C.PROJECT_ROOT / "eval" / "thresholds.json")
     p.add_argument("--strict", action="store_true", help="exit 1 when a threshold is broken")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="evaluate every N-th question only (a quick or language-model run; thresholds are for N=1)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("ui", help="open the chat in the browser (Gradio)")
