@@ -157,6 +157,10 @@ def langchain_store(articles: dict[str, str], embedder, cache: str = "use"):
                 np.save(path, v)
             return v
 
+        def embed_query(self, text):
+            # what a LangChain user runs: sentence-transformers on torch (HuggingFaceEmbeddings)
+            return np.asarray(self.embedder.embed_texts([text])[0], dtype=np.float32).tolist()
+
     store = FaissVectorStore(Cached(embedder))
     store.add_documents(docs)
     return store, len(docs), spent[0]

@@ -51,7 +51,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     return (x - mu) / np.sqrt(var + eps) * weight + bias
 
 
-def bert_forward(w: dict[str, np.ndarray], ids: np.ndarray, mask: np.ndarray, heads: int) -> np.ndarray:
+def bert_forward(w: dict[str, np.ndarray], ids: np.ndarray, mask: np.ndarray, heads: int, layers: int) -> np.ndarray:
     """Last hidden states (batch, tokens, hidden) of a BERT encoder with weights ``w`` (the
     Hugging Face names, transposed linear weights under ``.weightT``)."""
     b, t = ids.shape
@@ -61,8 +61,7 @@ def bert_forward(w: dict[str, np.ndarray], ids: np.ndarray, mask: np.ndarray, he
     hidden = x.shape[-1]
     hd = hidden // heads
     bias = ((1.0 - mask[:, None, None, :].astype(np.float32)) * np.finfo(np.float32).min).astype(np.float32)
-    layer = 0
-    while f"encoder.layer.{layer}.attention.self.query.weightT" in w:
+    for layer in range(layers):
         p = f"encoder.layer.{layer}."
 
         def lin(name: str, v: np.ndarray) -> np.ndarray:
@@ -82,7 +81,6 @@ def bert_forward(w: dict[str, np.ndarray], ids: np.ndarray, mask: np.ndarray, he
                        w[p + "attention.output.LayerNorm.bias"])
         h = gelu(lin("intermediate.dense", x))
         x = layer_norm(lin("output.dense", h) + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
-        layer += 1
     return x
 
 
@@ -98,6 +96,7 @@ class NumpyMiniLM:
 
     def _load(self) -> None:
         from safetensors.numpy import load_file
+        from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
         path = self._path or model_dir()
@@ -110,6 +109,8 @@ class NumpyMiniLM:
         tok.enable_truncation(max_length=max_len)
         tok.no_padding()
         self.heads = int(cfg["num_attention_heads"])
+        self.layers = int(cfg["num_hidden_layers"])
+        self._blas = ThreadpoolController()
         self._tok = tok
         self._w = w
 
@@ -131,10 +132,12 @@ class NumpyMiniLM:
         assert self._w is not None and self._tok is not None
         out = np.zeros((len(texts), self._w["embeddings.word_embeddings.weight"].shape[1]), np.float32)
         encs = self._tok.encode_batch(list(texts))
-        for i, e in enumerate(encs):  # one text at a time: questions are short, no padding to pay
-            ids = np.asarray(e.ids, dtype=np.int64)[None, :]
-            mask = np.ones_like(ids)
-            h = bert_forward(self._w, ids, mask, self.heads)[0]
-            v = h.mean(0)
-            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+        # one BLAS thread: on these small matrices a second thread only waits (and on a busy
+        # machine made a question 4x slower: bench/query.py)
+        with self._blas.limit(limits=1, user_api="blas"):
+            for i, e in enumerate(encs):  # one text at a time: questions are short, no padding to pay
+                ids = np.asarray(e.ids, dtype=np.int64)[None, :]
+                h = bert_forward(self._w, ids, np.ones_like(ids), self.heads, self.layers)[0]
+                v = h.mean(0)
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
         return out
