@@ -289,18 +289,17 @@ def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
 
 
 def _faiss_search(index, qv: np.ndarray, k: int, allowed: np.ndarray | None):
+    """Top-``k`` (id, score) of a ``VectorIndex`` (Flat or HNSW); with ``allowed`` the filter
+    runs inside the search, and ``min(k, live allowed ids)`` results come back."""
     import faiss
 
     faiss.omp_set_num_threads(1)  # one query: threads only add start-up and contention
     if allowed is not None and len(allowed) == 0:
         return []
-    k = min(k, index.ntotal if allowed is None else len(allowed))
+    k = min(k, index.ntotal if allowed is None else min(len(allowed), index.ntotal))
     if k <= 0:
         return []
-    params = None
-    if allowed is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-    scores, ids = index.search(qv[None, :].astype(np.float32), k, params=params)
+    scores, ids = index.search(qv[None, :].astype(np.float32), k, allowed_ids=allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 

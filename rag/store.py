@@ -9,6 +9,12 @@ Layout::
     sentences.faiss  sentence vectors from the same encoder pass, FAISS id = position key
     bm25/            bm25s index over chunk texts (numpy arrays saved without pickle, JSON vocab)
 
+Both FAISS files are ``rag.vector_index.VectorIndex`` indexes: exact ``Flat`` below
+``FLAT_MAX`` live vectors, ``HNSW32`` from there on, switched by size as articles are added or
+removed (HNSW deletions are tombstones inside the file until a rebuild). The manifest's
+``vector_indexes`` records, per file, the type, live vectors, tombstones and every file its
+``save`` wrote; all of them are in ``checksums``.
+
 Every write builds the whole directory under a temporary name beside the target and swaps it
 in with renames, so a crash leaves the previous index whole."""
 
@@ -32,9 +38,10 @@ from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, Ra
 from .ingest import Corpus
 from .types import Article, Chunk, content_hash
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: VectorIndex files (Flat or HNSW by size), manifest "vector_indexes"
 MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
 FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
+VECTOR_FILES = ("chunks.faiss", "sentences.faiss")
 BM25_DIR = "bm25"
 
 
@@ -89,7 +96,7 @@ def corpus_hash(articles) -> str:
 
 
 class Index:
-    """A loaded index: articles, chunks, FAISS indexes and BM25, in memory."""
+    """A loaded index: articles, chunks, the two ``VectorIndex`` indexes and BM25, in memory."""
 
     def __init__(self, path: Path, manifest: dict, articles: list[Article], chunks: dict[int, Chunk],
                  doc_seq: dict[str, int], chunk_index, sentence_index, bm25=None, bm25_ids=None):
@@ -117,7 +124,7 @@ class Index:
     def sentence_vectors(self, doc_id: str, sent_indices: list[int]) -> np.ndarray:
         seq = self.doc_seq[doc_id]
         keys = np.array([sentence_key(seq, i) for i in sent_indices], dtype=np.int64)
-        return self.sentence_index.reconstruct_batch(keys)
+        return self.sentence_index.reconstruct(keys)
 
 
 class IndexStore:
@@ -182,8 +189,21 @@ class IndexStore:
     def load(self) -> Index:
         manifest = self.read_manifest()
         self.check_manifest(manifest)
-        import faiss
+        from .vector_index import VectorIndex
 
+        vec_meta = manifest.get("vector_indexes")
+        checksums = manifest.get("checksums", {})
+        if (
+            not isinstance(vec_meta, dict)
+            or sorted(vec_meta) != sorted(VECTOR_FILES)
+            or any(
+                not isinstance(m, dict) or not m.get("files") or any(f not in checksums for f in m["files"])
+                for m in vec_meta.values()
+            )
+        ):
+            raise IndexCorruptError(
+                f"{self.path}/manifest.json does not describe its vector indexes; {_rebuild_hint(self.path)}"
+            )
         for name, digest in manifest.get("checksums", {}).items():
             f = self.path / name
             if not f.exists():
@@ -200,12 +220,21 @@ class IndexStore:
                 cid = int(d.pop("faiss_id"))
                 chunks[cid] = Chunk.from_json(d)
             doc_seq = {d: int(s) for d, s in manifest["doc_seq"].items()}
-            chunk_index = faiss.read_index(str(self.path / "chunks.faiss"))
-            sentence_index = faiss.read_index(str(self.path / "sentences.faiss"))
+            chunk_index = VectorIndex.load(self.path / "chunks.faiss")
+            sentence_index = VectorIndex.load(self.path / "sentences.faiss")
             bm25, bm25_ids = _load_bm25(self.path / BM25_DIR)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             raise IndexCorruptError(f"the index at {self.path} is unreadable ({e}); {_rebuild_hint(self.path)}") from e
-        if chunk_index.ntotal != len(chunks) or chunk_index.d != self.embedder.dim:
+        for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
+            want = vec_meta[name]
+            got = _vector_meta(vix, want["files"])
+            if vix.dim != self.embedder.dim or any(got[k] != want.get(k) for k in ("type", "vectors", "tombstones")):
+                raise IndexCorruptError(
+                    f"the index at {self.path} is inconsistent ({name}: manifest says "
+                    f"{want.get('type')} with {want.get('vectors')} vectors, the file holds {vix!r}); "
+                    + _rebuild_hint(self.path)
+                )
+        if chunk_index.ntotal != len(chunks):
             raise IndexCorruptError(
                 f"the index at {self.path} is inconsistent ({chunk_index.ntotal} vectors, {len(chunks)} chunks); "
                 + _rebuild_hint(self.path)
@@ -222,8 +251,12 @@ class IndexStore:
     ) -> UpdateReport:
         """Make the index reflect ``corpus``: unchanged articles (same file name, same content
         hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
-        in the corpus are deleted. Idempotent; writes atomically."""
-        import faiss
+        in the corpus are deleted. Idempotent; writes atomically.
+
+        Both vector indexes pick their type by size (``VectorIndex`` with automatic type): Flat
+        while small, HNSW32 once past ``rag.vector_index.FLAT_MAX`` live vectors; removed
+        articles become HNSW tombstones until the index rebuilds itself."""
+        from .vector_index import VectorIndex
 
         report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
@@ -238,8 +271,8 @@ class IndexStore:
             next_seq = max(doc_seq.values(), default=-1) + 1
         else:
             articles, chunks, doc_seq, by_source = {}, {}, {}, {}
-            chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dim))
-            sentence_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dim))
+            chunk_index = VectorIndex(self.embedder.dim)
+            sentence_index = VectorIndex(self.embedder.dim)
             next_chunk_id = 0
             next_seq = 0
 
@@ -248,12 +281,12 @@ class IndexStore:
             for cid in ids:
                 del chunks[cid]
             if ids:
-                chunk_index.remove_ids(np.array(ids, dtype=np.int64))
+                chunk_index.remove(np.array(ids, dtype=np.int64))
             seq = doc_seq.pop(doc_id)
             art = articles.pop(doc_id)
             keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
             if keys:
-                sentence_index.remove_ids(np.array(keys, dtype=np.int64))
+                sentence_index.remove(np.array(keys, dtype=np.int64))
 
         wanted = {a.source for a in corpus.articles}
         to_embed: list[Article] = []
@@ -312,22 +345,20 @@ class IndexStore:
             next_seq += 1
         if new_chunks:
             ids = np.arange(next_chunk_id, next_chunk_id + len(new_chunks), dtype=np.int64)
-            chunk_index.add_with_ids(chunk_vecs, ids)
+            chunk_index.add(chunk_vecs, ids)
             for cid, (c, _) in zip(ids, new_chunks):
                 chunks[int(cid)] = c
         if acc:
             keys = np.array([sentence_key(doc_seq[d], i) for d, i in acc], dtype=np.int64)
             vecs = np.stack(list(acc.values())).astype(np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            sentence_index.add_with_ids(vecs, keys)
+            sentence_index.add(vecs, keys)
         if not articles:
             raise RagError("the index would hold no article; give paths to index, or drop --prune")
         self._write(articles, chunks, doc_seq, chunk_index, sentence_index)
         return report
 
     def _write(self, articles, chunks, doc_seq, chunk_index, sentence_index) -> None:
-        import faiss
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         try:
@@ -338,8 +369,10 @@ class IndexStore:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for cid in order:
                     f.write(json.dumps({"faiss_id": cid, **chunks[cid].to_json()}, ensure_ascii=False) + "\n")
-            faiss.write_index(chunk_index, str(tmp / "chunks.faiss"))
-            faiss.write_index(sentence_index, str(tmp / "sentences.faiss"))
+            vector_indexes = {}
+            for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
+                written = [Path(p).relative_to(tmp).as_posix() for p in vix.save(tmp / name)]
+                vector_indexes[name] = _vector_meta(vix, written)
             _save_bm25(tmp / BM25_DIR, [chunks[cid] for cid in order], order)
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -348,7 +381,7 @@ class IndexStore:
                 "dim": self.embedder.dim,
                 "metric": "inner_product",
                 "normalized": True,
-                "index_type": "IDMap2,Flat",
+                "vector_indexes": vector_indexes,
                 "chunking": _settings_json(self.settings),
                 "corpus_hash": corpus_hash(articles.values()),
                 "counts": {
@@ -359,10 +392,9 @@ class IndexStore:
                 "doc_seq": doc_seq,
                 "libraries": _library_versions(),
                 "python": sys.version.split()[0],
+                # every file written (the vector indexes' side files, if any, included)
                 "checksums": {
-                    name: _sha256(p)
-                    for name in FILES + tuple(f"{BM25_DIR}/{q.name}" for q in sorted((tmp / BM25_DIR).iterdir()))
-                    for p in [tmp / name]
+                    p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
                 },
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -379,7 +411,8 @@ class IndexStore:
         keep_files = []
         if self.path.exists():
             # keep files that are not ours (README, .gitignore of the bundled index/ folder)
-            keep_files = [p for p in self.path.iterdir() if p.name not in FILES + ("manifest.json", BM25_DIR)]
+            ours = set(FILES) | {"manifest.json", BM25_DIR} | {p.name for p in tmp.iterdir()}
+            keep_files = [p for p in self.path.iterdir() if p.name not in ours]
             os.replace(self.path, old)
         os.replace(tmp, self.path)
         for p in keep_files:
@@ -397,9 +430,28 @@ class IndexStore:
             "sentences": m["counts"]["sentences"],
             "model": m["embedding_model"],
             "dim": m["dim"],
-            "index_type": m.get("index_type"),
+            "index_type": _index_type_summary(m),
             "on_disk_bytes": size,
         }
+
+
+def _vector_meta(vix, files: list[str]) -> dict:
+    """Manifest entry of one ``VectorIndex`` file."""
+    return {
+        "type": vix.index_type,
+        "vectors": int(vix.ntotal),
+        "tombstones": int(vix.tombstones),
+        "ef_search": vix.current_ef_search() if vix.kind == "hnsw" else None,
+        "files": list(files),
+    }
+
+
+def _index_type_summary(m: dict) -> str | None:
+    """``"chunks Flat, sentences HNSW32"`` (format 1 recorded one string for both)."""
+    vec = m.get("vector_indexes")
+    if not isinstance(vec, dict):
+        return m.get("index_type")
+    return ", ".join(f"{name.removesuffix('.faiss')} {meta.get('type')}" for name, meta in vec.items())
 
 
 def _settings_json(s: ChunkSettings) -> dict:

@@ -405,6 +405,8 @@ class VectorIndex:
             raise KeyError(f"ids not in the index: {ids[missing][:10].tolist()}")
         return self.index.reconstruct_batch(ids)
 
+    reconstruct_batch = reconstruct  # the FAISS name, for callers written against a bare faiss index
+
     def _effort(self, scale: float = 1.0) -> int:
         """efSearch (HNSW) or nprobe (IVF) for a search ``scale`` times as wide as an unfiltered
         one; a selectivity scale stops at ``FILTER_EF_MAX``/nlist, a retry (x4) at ``EF_CAP``."""
@@ -465,14 +467,18 @@ class VectorIndex:
         if k <= 0:
             raise ValueError("k must be >= 1")
         nq = len(q)
-        empty = (np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64))
+        if allowed_ids is None and self.kind == "flat":
+            # the common case, kept lean: exact and complete, FAISS pads with id -1
+            d, i = self.index.search(q, k)
+            d[i < 0] = -np.inf
+            return d, i
         cand = mask = None
         if allowed_ids is None:
             n_cand = self.ntotal
         else:
             cand, mask, n_cand = self._candidates(allowed_ids)
         if n_cand == 0:
-            return empty
+            return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
         filtered = allowed_ids is not None
         effort = self._effort() if self.kind != "flat" else 0
         if filtered and self.kind != "flat":
@@ -540,14 +546,17 @@ class VectorIndex:
         return np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> list[Path]:
         """Write the FAISS index to ``path``: vectors, ids, tombstones, nprobe, and the efSearch
-        in effect (for plain FAISS readers; ``load`` sizes efSearch again unless pinned)."""
+        in effect (for plain FAISS readers; ``load`` sizes efSearch again unless pinned).
+        Returns the files written (only ``path``: there is no side file), for manifests and
+        checksums."""
         if self.kind == "hnsw":
             faiss.downcast_index(self.index.index).hnsw.efSearch = self.current_ef_search()
         elif self.kind == "ivf":
             self.index.nprobe = self.nprobe
         faiss.write_index(self.index, str(path))
+        return [Path(path)]
 
     @classmethod
     def load(cls, path: str | Path, *, auto: bool = True, ef_search: int | None = None) -> VectorIndex:

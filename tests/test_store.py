@@ -56,8 +56,7 @@ def test_update_and_prune(tmp_path, articles_copy):
     n_sent = sum(len(a.sentences) for a in ix.articles.values())
     assert ix.sentence_index.ntotal == n_sent
     # ids map back to chunks: every FAISS id is a known chunk
-    ids = faiss.vector_to_array(ix.chunk_index.id_map)
-    assert set(ids.tolist()) == set(ix.chunks)
+    assert set(ix.chunk_index.ids().tolist()) == set(ix.chunks)
 
 
 def test_vectors_follow_their_chunks_after_update(tmp_path, articles_copy):
@@ -69,7 +68,7 @@ def test_vectors_follow_their_chunks_after_update(tmp_path, articles_copy):
     st.update(collect([articles_copy]))
     ix = st.load()
     for cid, c in ix.chunks.items():
-        np.testing.assert_allclose(ix.chunk_index.reconstruct(cid), emb.embed_texts([c.embed_text])[0], atol=1e-6)
+        np.testing.assert_allclose(ix.chunk_index.reconstruct([cid])[0], emb.embed_texts([c.embed_text])[0], atol=1e-6)
 
 
 def test_duplicate_under_new_name_is_reported(tmp_path, articles_copy):
@@ -87,7 +86,16 @@ def test_manifest_records_what_was_built(tmp_path, articles_copy):
     st = make(tmp_path, dim=32)
     st.update(collect([articles_copy]))
     m = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert m["format_version"] == 1 and m["embedding_model"] == "hash-bow" and m["dim"] == 32
+    assert m["format_version"] == 2 and m["embedding_model"] == "hash-bow" and m["dim"] == 32
+    n_sent = sum(len(a.sentences) for a in st.load().articles.values())
+    assert m["vector_indexes"] == {
+        "chunks.faiss": {"type": "Flat", "vectors": m["counts"]["chunks"], "tombstones": 0, "ef_search": None,
+                         "files": ["chunks.faiss"]},
+        "sentences.faiss": {"type": "Flat", "vectors": n_sent, "tombstones": 0, "ef_search": None,
+                            "files": ["sentences.faiss"]},
+    }
+    files = {p.relative_to(tmp_path / "idx").as_posix() for p in (tmp_path / "idx").rglob("*") if p.is_file()}
+    assert set(m["checksums"]) == files - {"manifest.json"}  # every file written is checked
     assert m["metric"] == "inner_product" and m["normalized"] is True
     assert m["counts"]["documents"] == 5 and m["counts"]["chunks"] > 5
     assert len(m["corpus_hash"]) == 16 and "faiss-cpu" in m["libraries"]
@@ -186,7 +194,7 @@ def test_faiss_matches_bruteforce_cosine_on_minilm(bundled_index_dir, minilm):
     st = IndexStore(bundled_index_dir, minilm)
     ix = st.load()
     ids = np.array(sorted(ix.chunks), dtype=np.int64)
-    vecs = np.stack([ix.chunk_index.reconstruct(int(i)) for i in ids])
+    vecs = ix.chunk_index.reconstruct(ids)
     texts = [ix.chunks[int(i)].embed_text for i in ids]
     np.testing.assert_allclose(vecs, minilm.embed_texts(texts), atol=1e-5)  # stored == model.encode
     for q in ["How many rockets did Iron Dome intercept?", "Who mediated the ceasefire talks?", "Sheikh Jarrah evictions"]:
@@ -196,3 +204,254 @@ def test_faiss_matches_bruteforce_cosine_on_minilm(bundled_index_dir, minilm):
         order = ids[np.argsort(-brute)[:10]]
         assert got[0].tolist() == order.tolist()
         np.testing.assert_allclose(scores[0], np.sort(brute)[::-1][:10], atol=1e-5)
+
+
+def test_old_format_is_refused_with_the_rebuild_hint(tmp_path, articles_copy):
+    """A format-1 index (plain IDMap2,Flat files, no ``vector_indexes``) is not read: loading and
+    an incremental update both say how to rebuild; ``--rebuild`` works."""
+    st = make(tmp_path)
+    st.update(collect([articles_copy]))
+    mf = tmp_path / "idx" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["format_version"] = 1
+    m["index_type"] = "IDMap2,Flat"
+    del m["vector_indexes"]
+    mf.write_text(json.dumps(m))
+    hint = r"format_version: index has 1, this program uses 2.*rag index --index-dir .* --rebuild"
+    with pytest.raises(IndexMismatchError, match=hint):
+        st.load()
+    with pytest.raises(IndexMismatchError, match=hint):
+        st.update(collect([articles_copy]))
+    assert st.stats()["index_type"] == "IDMap2,Flat"  # stats still reads the old manifest
+    r = st.update(collect([articles_copy]), rebuild=True)
+    assert len(r.added) == 5 and st.load().manifest["format_version"] == 2
+
+
+def test_manifest_must_match_the_vector_files(tmp_path, articles_copy):
+    st = make(tmp_path)
+    st.update(collect([articles_copy]))
+    mf = tmp_path / "idx" / "manifest.json"
+    m = json.loads(mf.read_text())
+    m["vector_indexes"]["sentences.faiss"]["type"] = "HNSW32"
+    mf.write_text(json.dumps(m))
+    with pytest.raises(IndexCorruptError, match="sentences.faiss: manifest says HNSW32.*rebuild"):
+        st.load()
+    del m["vector_indexes"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(IndexCorruptError, match="vector indexes.*rebuild"):
+        st.load()
+
+
+# ---------------------------------------------------------------- HNSW inside the store
+# rag.vector_index switches to HNSW at FLAT_MAX live vectors (30,000); the tests lower it to
+# SMALL_FLAT_MAX so that the bundled articles plus SYNTHETIC bulletins (~240 chunks, ~1,440
+# sentences with HashEmbedder) cross it.
+SMALL_FLAT_MAX = 200
+SYNTHETIC = 30
+
+
+def write_bulletins(d, n=SYNTHETIC, sentences=40):
+    """Synthetic articles whose words are unique to each one (exact math with HashEmbedder)."""
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = " ".join(
+            f"Officials in Town{i} counted {j} crates of item{i}x{j} beside the river Ril{i}y{j} on day {j}."
+            for j in range(sentences)
+        )
+        (d / f"bulletin_{i:02d}.txt").write_text(f"Bulletin {i} from Town{i}\n\n{body}\n")
+    return d
+
+
+@pytest.fixture
+def small_flat_max(monkeypatch):
+    import rag.vector_index as vi
+
+    monkeypatch.setattr(vi, "FLAT_MAX", SMALL_FLAT_MAX)
+    return SMALL_FLAT_MAX
+
+
+@pytest.fixture
+def hnsw_corpus(tmp_path, articles_copy):
+    return [articles_copy, write_bulletins(tmp_path / "bulletins")]
+
+
+def brute_scores(vix, qv, k, allowed=None):
+    """Brute-force top-k scores over the live vectors of a VectorIndex (optionally only
+    ``allowed``); scores, not ids, because the bulletins' bag-of-words vectors tie."""
+    ids = vix.ids()
+    if allowed is not None:
+        ids = ids[np.isin(ids, allowed)]
+    return np.sort(vix.reconstruct(ids) @ qv)[::-1][:k]
+
+
+def check_scores(vix, qv, got):
+    """Returned scores are the stored vectors' inner products, best first."""
+    ids = [i for i, _ in got]
+    scores = np.array([s for _, s in got])
+    np.testing.assert_allclose(scores, vix.reconstruct(ids) @ qv, atol=1e-5)
+    assert np.all(np.diff(scores) <= 1e-6)
+
+
+def chunk_ids_of(ix, source):
+    return [cid for cid, c in ix.chunks.items() if c.source == source]
+
+
+def sentence_keys_of(ix, source):
+    from rag.store import sentence_key
+
+    d = ix.by_source[source]
+    return [sentence_key(ix.doc_seq[d], i) for i in range(len(ix.articles[d].sentences))]
+
+
+def test_store_past_the_threshold_builds_hnsw_and_round_trips(tmp_path, articles_copy, small_flat_max, hnsw_corpus):
+    from rag.retrieve import _faiss_search
+    from rag.store import sentence_key
+
+    emb = HashEmbedder(64)
+    st = IndexStore(tmp_path / "idx", emb)
+    # small: exact Flat
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in ("000_1ac2ec0afcdbae9b.txt", "001_2553db7c481c0c1a.txt"):
+        (small / name).write_bytes((articles_copy / name).read_bytes())
+    st.update(collect([small]))
+    ix = st.load()
+    assert (ix.chunk_index.index_type, ix.sentence_index.index_type) == ("Flat", "Flat")
+    # an incremental update past FLAT_MAX switches both files to HNSW32
+    r = st.update(collect(hnsw_corpus))
+    assert len(r.added) == 3 + SYNTHETIC and r.skipped == ["000_1ac2ec0afcdbae9b.txt", "001_2553db7c481c0c1a.txt"]
+    m = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    ix = st.load()
+    n_sent = sum(len(a.sentences) for a in ix.articles.values())
+    assert len(ix.chunks) > SMALL_FLAT_MAX and n_sent > SMALL_FLAT_MAX
+    assert m["vector_indexes"]["chunks.faiss"] == {
+        "type": "HNSW32", "vectors": len(ix.chunks), "tombstones": 0, "ef_search": 128, "files": ["chunks.faiss"]
+    }
+    assert m["vector_indexes"]["sentences.faiss"] == {
+        "type": "HNSW32", "vectors": n_sent, "tombstones": 0, "ef_search": 128, "files": ["sentences.faiss"]
+    }
+    assert st.stats()["index_type"] == "chunks HNSW32, sentences HNSW32"
+    # loaded back as HNSW, ids intact, stored vectors = the embedder's
+    assert (ix.chunk_index.index_type, ix.sentence_index.index_type) == ("HNSW32", "HNSW32")
+    assert set(ix.chunk_index.ids().tolist()) == set(ix.chunks)
+    assert ix.sentence_index.ntotal == n_sent
+    cids = sorted(ix.chunks)
+    np.testing.assert_allclose(
+        ix.chunk_index.reconstruct(cids), emb.embed_texts([ix.chunks[c].embed_text for c in cids]), atol=1e-6
+    )
+    # searches: a chunk's own text finds it first; top-10 agrees with brute force
+    exact = 0
+    for cid in cids[::7]:
+        qv = emb.embed_query(ix.chunks[cid].embed_text)
+        got = _faiss_search(ix.chunk_index, qv, 10, None)
+        assert got[0][0] == cid and got[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert len(got) == 10
+        check_scores(ix.chunk_index, qv, got)
+        exact += np.allclose([s for _, s in got], brute_scores(ix.chunk_index, qv, 10), atol=1e-5)
+    assert exact >= 0.9 * len(cids[::7])  # approximate, but a graph this small is (nearly) exact
+    # sentence search and the retriever's sentence vectors
+    d = ix.by_source["bulletin_05.txt"]
+    art = ix.articles[d]
+    sp = art.sentences[3]
+    qv = emb.embed_query(art.text[sp.start : sp.end])
+    got = _faiss_search(ix.sentence_index, qv, 5, None)
+    assert got[0][0] == sentence_key(ix.doc_seq[d], 3)
+    np.testing.assert_allclose(ix.sentence_vectors(d, [3])[0], qv, atol=1e-6)
+    # a second load answers the same
+    again = st.load()
+    assert _faiss_search(again.sentence_index, qv, 5, None) == got
+
+
+def test_hnsw_store_update_and_prune_leave_no_stale_vectors(tmp_path, small_flat_max, hnsw_corpus):
+    from rag.retrieve import _faiss_search
+
+    emb = HashEmbedder(64)
+    st = IndexStore(tmp_path / "idx", emb)
+    st.update(collect(hnsw_corpus))
+    ix = st.load()
+    assert ix.chunk_index.index_type == "HNSW32"
+    changed, gone = "bulletin_04.txt", "bulletin_09.txt"
+    old_chunks = {s: chunk_ids_of(ix, s) for s in (changed, gone)}
+    old_keys = {s: sentence_keys_of(ix, s) for s in (changed, gone)}
+    gone_text = ix.chunks[old_chunks[gone][0]].embed_text
+    bulletins = hnsw_corpus[1]
+    f = bulletins / changed
+    f.write_text(f.read_text().replace("crates", "barrels"))
+    (bulletins / gone).unlink()
+
+    r = st.update(collect(hnsw_corpus), prune=True)
+    assert (r.updated, r.deleted) == ([changed], [gone])
+    ix = st.load()
+    m = ix.manifest["vector_indexes"]
+    # a few percent removed: HNSW keeps them as tombstones in the file, recorded in the manifest
+    for name, vix in (("chunks.faiss", ix.chunk_index), ("sentences.faiss", ix.sentence_index)):
+        assert vix.index_type == "HNSW32" and vix.tombstones > 0
+        assert m[name]["type"] == "HNSW32" and m[name]["tombstones"] == vix.tombstones
+        assert m[name]["vectors"] == vix.ntotal
+    assert set(ix.chunk_index.ids().tolist()) == set(ix.chunks)
+    stale_chunks = set(old_chunks[changed] + old_chunks[gone])
+    stale_keys = set(old_keys[changed] + old_keys[gone])
+    assert not stale_chunks & set(ix.chunks)
+    # a search for everything returns exactly the live vectors: no tombstone comes back
+    qv = emb.embed_query(gone_text)
+    everything = _faiss_search(ix.chunk_index, qv, 100_000, None)
+    assert sorted(i for i, _ in everything) == sorted(ix.chunks)
+    live_keys = {k for s in ix.by_source for k in sentence_keys_of(ix, s)}
+    all_sents = _faiss_search(ix.sentence_index, qv, 100_000, None)
+    assert {k for k, _ in all_sents} == live_keys and len(all_sents) == len(live_keys)
+    assert not stale_keys & live_keys  # the updated article got a new sequence number
+    # the deleted article's own text no longer finds it; the changed one finds its new text
+    top = _faiss_search(ix.chunk_index, qv, 10, None)
+    assert all(ix.chunks[i].source != gone for i, _ in top) and not stale_chunks & {i for i, _ in top}
+    assert top[0][1] < 0.99
+    new_cid = chunk_ids_of(ix, changed)[0]
+    got = _faiss_search(ix.chunk_index, emb.embed_query(ix.chunks[new_cid].embed_text), 5, None)
+    assert got[0][0] == new_cid
+    # filters that name removed ids never return them
+    allowed = np.array(sorted(stale_chunks | set(chunk_ids_of(ix, changed))), dtype=np.int64)
+    got = _faiss_search(ix.chunk_index, qv, 5, allowed)
+    assert len(got) == 5 and {i for i, _ in got} <= set(chunk_ids_of(ix, changed))
+
+    # removing most articles: past the tombstone share the index rebuilds, below FLAT_MAX * 0.8 as Flat
+    for p in sorted(bulletins.glob("*.txt"))[3:]:
+        p.unlink()
+    st.update(collect(hnsw_corpus), prune=True)
+    ix = st.load()
+    assert len(ix.chunks) < 0.8 * SMALL_FLAT_MAX
+    assert (ix.chunk_index.index_type, ix.chunk_index.tombstones) == ("Flat", 0)
+    assert ix.manifest["vector_indexes"]["chunks.faiss"]["type"] == "Flat"
+    assert sorted(i for i, _ in _faiss_search(ix.chunk_index, qv, 100_000, None)) == sorted(ix.chunks)
+
+
+@pytest.mark.parametrize("flat_max", [None, SMALL_FLAT_MAX], ids=["flat", "hnsw"])
+@pytest.mark.parametrize("walk", [False, True], ids=["exact-candidates", "graph-walk"])
+def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hnsw_corpus, flat_max, walk):
+    import rag.vector_index as vi
+    from rag.retrieve import _faiss_search, _restrict
+
+    if flat_max:
+        monkeypatch.setattr(vi, "FLAT_MAX", flat_max)
+    if walk:  # small candidate sets are normally scored exactly; force the filtered HNSW walk
+        monkeypatch.setattr(vi, "EXACT_FILTER_MAX", 0)
+        monkeypatch.setattr(vi, "EXACT_PER_EF", 0)
+    emb = HashEmbedder(64)
+    st = IndexStore(tmp_path / "idx", emb)
+    st.update(collect(hnsw_corpus))
+    ix = st.load()
+    assert ix.chunk_index.index_type == ("HNSW32" if flat_max else "Flat")
+    docs = frozenset(ix.by_source[s] for s in ("bulletin_02.txt", "003_95e71b640879a191.txt"))
+    chunk_allowed, sent_allowed, _ = _restrict(ix, docs)
+    # questions from articles outside the filter: the allowed ids are not the nearest ones
+    for source in ("bulletin_20.txt", "000_1ac2ec0afcdbae9b.txt", "bulletin_02.txt"):
+        qv = emb.embed_query(ix.chunks[chunk_ids_of(ix, source)[0]].embed_text)
+        for vix, allowed in ((ix.chunk_index, chunk_allowed), (ix.sentence_index, sent_allowed)):
+            for k in (5, 30, len(allowed) + 10):
+                got = _faiss_search(vix, qv, k, allowed)
+                ids = [i for i, _ in got]
+                assert set(ids) <= set(allowed.tolist())
+                assert len(ids) == min(k, len(allowed)) == len(set(ids))
+                check_scores(vix, qv, got)
+                if not walk or k >= len(allowed):  # exact: the best allowed scores
+                    np.testing.assert_allclose([s for _, s in got], brute_scores(vix, qv, k, allowed), atol=1e-5)
+    # an empty filter returns nothing
+    assert _faiss_search(ix.chunk_index, qv, 5, np.zeros(0, dtype=np.int64)) == []

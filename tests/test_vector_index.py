@@ -249,7 +249,8 @@ def test_save_load_round_trip(built, data, t, tmp_path):
     if t == "HNSW32":
         idx.remove(ids[:10])  # tombstones must survive the file
     f = tmp_path / "x.faiss"
-    idx.save(f)
+    assert idx.save(f) == [f]  # the files written, for the store's manifest and checksums
+    assert sorted(tmp_path.iterdir()) == [f]  # no side file: tombstones live in the id map
     back = VectorIndex.load(f)
     assert back.index_type == idx.index_type
     assert back.ntotal == idx.ntotal and back.tombstones == idx.tombstones
@@ -259,6 +260,7 @@ def test_save_load_round_trip(built, data, t, tmp_path):
     np.testing.assert_array_equal(i0, i1)
     np.testing.assert_allclose(d0, d1)
     np.testing.assert_array_equal(back.reconstruct(ids[10:20]), idx.reconstruct(ids[10:20]))
+    np.testing.assert_array_equal(back.reconstruct_batch(ids[10:20]), idx.reconstruct(ids[10:20]))
     allowed = ids[100:400]
     np.testing.assert_array_equal(back.search(q, 10, allowed)[1], idx.search(q, 10, allowed)[1])
     assert f.read_bytes()[:4] != b"\x80\x04\x95"[:4]  # a FAISS file, not a pickle
