@@ -228,22 +228,38 @@ def weighted_share(terms: list[str], present: set[str], stats: Statistics) -> fl
     return sum(stats.idf(t) for t in terms if t in present) / total if total else 0.0
 
 
-def period_parts(question: Question) -> tuple[str, ...]:
-    """The separate periods a question names: each year and each operation. "In the 2012 Pillar
-    of Defense, the 2021 and the 2023 articles" has four; an article needs to match only one."""
-    return tuple(str(y) for y in question.years) + question.operations
+def period_parts(question: Question) -> tuple[tuple[str, ...], ...]:
+    """The separate periods a question names, each a tuple of cues an article must all match:
+    an operation together with a year written next to it, or a year or operation alone. "In the
+    2012 Pillar of Defense, the 2021 and the 2023 articles" has three: (Pillar of Defense, 2012),
+    (2021,) and (2023,); an article needs to match only one of them."""
+    years = {str(y) for y in question.years}
+    parts: list[tuple[str, ...]] = []
+    for op in question.operations:
+        name = r"(?:Operation\s+)?" + re.escape(op)
+        m = re.search(rf"\b((?:19|20)\d\d)(?:[’']s)?\s+{name}\b|\b{name}\s*,?\s*(?:\(|in\s+|of\s+)?((?:19|20)\d\d)\b",
+                      question.text, re.I)
+        year = next((g for g in (m.groups() if m else ()) if g in years), None)
+        if year:
+            years.discard(year)
+        parts.append((op, year) if year else (op,))
+    return tuple(parts) + tuple((y,) for y in sorted(years))
 
 
 def multi_period(question: Question) -> bool:
     return question.multi and len(period_parts(question)) >= 2
 
 
-def in_part(part: str, article: Article) -> bool:
-    """The article belongs to one period part: its year (by date, else by title), or it names
-    the operation."""
-    if part.isdigit():
-        return (article.date or "")[:4] == part if article.date else part in article.title
-    return part.lower() in article.text.lower()
+def in_part(part: tuple[str, ...], article: Article) -> bool:
+    """The article belongs to one period: its year (by date, else by title) and the operation it
+    names, as the part has them."""
+    for cue in part:
+        if cue.isdigit():
+            if not ((article.date or "")[:4] == cue if article.date else cue in article.title):
+                return False
+        elif cue.lower() not in article.text.lower():
+            return False
+    return True
 
 
 def period_score(question: Question, article: Article) -> float:

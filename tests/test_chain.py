@@ -113,6 +113,37 @@ def test_bad_input_is_a_clear_error(pipeline, kwargs, needle):
         pipeline.ask(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "question,parts",
+    [
+        ("Who led Israel during Operation Pillar of Defense in 2012 and during Operation Shield and Arrow in 2023?",
+         (("Pillar of Defense", "2012"), ("Shield and Arrow", "2023"))),
+        ("Who were the defense ministers in the 2012 Pillar of Defense, the 2021 and the 2023 articles?",
+         (("Pillar of Defense", "2012"), ("2021",), ("2023",))),
+        ("Which city was hit both during Operation Pillar of Defense and in May 2023?", (("Pillar of Defense",), ("2023",))),
+        ("Which country mediated in both 2012 and 2023?", (("2012",), ("2023",))),
+    ],
+)
+def test_period_parts_join_an_operation_and_its_year(question, parts):
+    from rag.query import with_known_operations
+    from rag.retrieve import multi_period, period_parts
+
+    q = with_known_operations(analyze(question), ["Pillar of Defense", "Shield and Arrow"])
+    assert period_parts(q) == parts and multi_period(q)
+
+
+def test_period_part_needs_every_cue(pipeline):
+    from rag.retrieve import in_part
+
+    by_year = {a.date[:4]: a for a in pipeline.index.articles.values() if a.date and a.date[:4] in ("2012", "2023")}
+    pillar = [a for a in pipeline.index.articles.values() if "Pillar of Defense" in a.text]
+    assert pillar and all(in_part(("Pillar of Defense", "2012"), a) for a in pillar)
+    assert not in_part(("Pillar of Defense", "2023"), pillar[0])
+    assert not in_part(("Pillar of Defense",), by_year["2023"]) and in_part(("2023",), by_year["2023"])
+    twenty_twelve = [a for a in pipeline.index.articles.values() if (a.date or "").startswith("2012")]
+    assert any(not in_part(("Pillar of Defense", "2012"), a) for a in twenty_twelve)  # 2012, not the operation
+
+
 def test_role_focus_stops_at_participles_and_reporting_verbs():
     assert focus_noun("Who were the Israeli defense ministers mentioned in the 2021 article?") == ("defense", "ministers")
     assert focus_noun("Who was the Mossad chief taking part in the security assessment?") == ("chief",)

@@ -138,7 +138,7 @@ def test_percentile():
 def test_shipped_thresholds():
     bars = json.loads((ROOT / "eval" / "thresholds.json").read_text())
     assert bars == {
-        "evidence_recall@5": 0.94, "answer_accuracy": 0.85, "citation_precision": 0.95,
+        "evidence_recall@5": 0.97, "answer_accuracy": 0.85, "citation_precision": 0.95,
         "abstention_unanswerable_min": 0.85, "abstention_answerable_max": 0.05,
     }
 
@@ -159,7 +159,7 @@ def test_check_thresholds_failing(tmp_path):
     bad = {**GOOD, "answer_accuracy": 0.81, "abstention_answerable": 0.0625, "citation_precision": None}
     del bad["evidence_recall@5"]
     assert H.check_thresholds(bad) == [
-        "evidence_recall@5 is missing from the metrics (bar >= 0.94)",
+        "evidence_recall@5 is missing from the metrics (bar >= 0.97)",
         "answer_accuracy 0.81 < 0.85",
         "citation_precision n/a (no item to measure it; bar >= 0.95)",
         "abstention_answerable 0.0625 > 0.05",
@@ -454,7 +454,7 @@ def test_run_eval_end_to_end_on_stub(tmp_path):
     assert m["per_type"]["multi_doc"]["citation_recall"] == 0.5
     assert m["per_type"]["unanswerable"]["evidence_recall@5"] is None
     assert m["label"] == "stubrun" and m["k"] == 3
-    assert "evidence_recall@5 0.75 < 0.94" in m["threshold_failures"]
+    assert "evidence_recall@5 0.75 < 0.97" in m["threshold_failures"]
 
     b = m["baseline"]
     for key in ("evidence_recall@1", "evidence_recall@3", "evidence_recall@5", "evidence_recall@10", "mrr",
