@@ -256,8 +256,12 @@ class IndexStore:
         Both vector indexes pick their type by size (``VectorIndex`` with automatic type): Flat
         while small, HNSW32 once past ``rag.vector_index.FLAT_MAX`` live vectors; removed
         articles become HNSW tombstones until the index rebuilds itself."""
+        import faiss
+
         from .vector_index import VectorIndex
 
+        # a query sets FAISS to one thread for the process (rag/retrieve.py); building uses every core
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
         report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
         if old is not None:

@@ -455,3 +455,16 @@ def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hn
                     np.testing.assert_allclose([s for _, s in got], brute_scores(vix, qv, k, allowed), atol=1e-5)
     # an empty filter returns nothing
     assert _faiss_search(ix.chunk_index, qv, 5, np.zeros(0, dtype=np.int64)) == []
+
+
+def test_building_after_a_query_uses_every_core(tmp_path, articles_copy):
+    from rag.retrieve import _faiss_search
+
+    store = IndexStore(tmp_path / "ix", HashEmbedder())
+    store.update(collect([articles_copy]))
+    idx = store.load()
+    _faiss_search(idx.chunk_index, HashEmbedder().embed_query("rockets"), 3, None)
+    assert faiss.omp_get_max_threads() == 1  # a query searches on one thread
+    (articles_copy / "new.txt").write_text("A new article\n\nRockets were fired on Monday.\n", encoding="utf-8")
+    store.update(collect([articles_copy]))
+    assert faiss.omp_get_max_threads() == (os.cpu_count() or 1)
