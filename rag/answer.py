@@ -159,7 +159,12 @@ def _extend(s: ScoredSentence, stats: Statistics, retrieval: Retrieval, index: I
 
 
 STRICT_TYPES = ("who", "when", "number", "where")  # types a sentence can be checked for
-AUTHOR_Q = re.compile(r"\b(?:who (?:wrote|authored|reported)|(?:who is|who was|name) the (?:author|writer|reporter) of) (?:the|this) (?:article|story|piece)\b", re.I)
+AUTHOR_Q = re.compile(
+    r"\b(?:(?:who|which (?:reporter|journalist|writer|correspondent|author)) (?:wrote|authored|reported)"
+    r"|(?:who is|who was|name) the (?:author|writer|reporter) of) (?:the|this)\b(?:\s+[\w,’'-]+){0,6}?\s+"
+    r"(?:article|story|piece)\b",
+    re.I,
+)
 
 
 def _byline(s: ScoredSentence, index: Index) -> ScoredSentence | None:

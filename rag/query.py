@@ -163,6 +163,7 @@ _FOCUS = [
     re.compile(r"\bnames? of (?:the |an? |its |their )?((?:[\w’'-]+ ){0,7}?[\w’'-]+?)(?: (?:who|that|which|whom|when|killed|in|on|at|during|of|from|to|for|by)\b|[?,]|$)", re.I),
     re.compile(r"\bwhat name did\b.*?\bgive (?:to )?(?:its |the |their |his |her )?((?:[\w’'-]+ ){0,3}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
     re.compile(r"\bwho (?:was|is|were|are) (?:the )?(?:[\w’'-]+[’']s? )((?:[\w’'-]+ ){0,2}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when)\b|[?,]|$)", re.I),
+    re.compile(r"^which ((?:[\w’'-]+ ){0,3}?(?:minister|president|chancellor|chief|commander|spokes(?:man|woman|person)|secretary|envoy|coordinator|general|ambassador|mayor|governor|king|emir)) (?:did|does|do|was|were|is|are|has|had)\b", re.I),
     re.compile(r"\bwho (?:was|is|were|are) the ((?:[\w’'-]+ ){0,3}?[\w’'-]+?)(?: (?:in|on|at|during|of|from|for|when|mentioned|named|quoted|cited|described|who|that)\b|[?,]|$)", re.I),
 ]
 

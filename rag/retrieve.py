@@ -53,7 +53,8 @@ _YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
 _WEEKDAY_OR_DATE = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)\s+\d{1,2})\b")
 _HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
 _CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december".split())
-_AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\baged? \d+", re.I)
+_AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\bage[ds]? (?:\d+|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)", re.I)
+_COUNT_WINDOW = 4  # words between a number and the noun it counts ("launched 866 projectiles", "rocket attacks, 138 of which")
 _PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")
 _VAGUE_COUNT_NOUNS = frozenset({"times", "time", "people", "days", "more", "of"})
 
@@ -71,6 +72,18 @@ def same_word(a: str, b: str) -> bool:
     return min(len(a), len(b)) >= 5 and a[:n] == b[:n]
 
 
+def counts_noun(sentence: str, nouns: list[str], window: int = _COUNT_WINDOW) -> bool:
+    """A number stands within ``window`` words of the counted noun: "killed by Islamic Jihad
+    rockets" four words on from "four Gazan civilians" does not count rockets."""
+    if not nouns:
+        return True
+    toks = words(sentence)
+    head = stem(nouns[-1])
+    at = [i for i, w in enumerate(toks) if stem(w) == head]
+    nums = [i for i, w in enumerate(toks) if _DIGITS.search(w) or w in _NUMBER_WORDS]
+    return any(abs(i - j) <= window for i in at for j in nums)
+
+
 def has_answer_type(qtype: str, sentence: str, question: Question, sentence_stems: frozenset[str] | None = None) -> bool:
     """Does the sentence hold an answer of the asked type? A number for "how many X" (with X in
     the sentence), an age for "how old", a date or day for "when", a name not already in the
@@ -85,7 +98,7 @@ def has_answer_type(qtype: str, sentence: str, question: Question, sentence_stem
         if m:
             nouns = [w for w in words(m.group(1)) if w not in _VAGUE_COUNT_NOUNS and w not in STOPWORDS]
             have = sentence_stems if sentence_stems is not None else stems(sentence)
-            return all(stem(w) in have for w in nouns)
+            return all(stem(w) in have for w in nouns) and counts_noun(sentence, nouns)
         return True
     if qtype == "when":
         if _ASKS_YEAR.search(q):

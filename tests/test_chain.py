@@ -144,9 +144,44 @@ def test_period_part_needs_every_cue(pipeline):
     assert any(not in_part(("Pillar of Defense", "2012"), a) for a in twenty_twelve)  # 2012, not the operation
 
 
+def test_how_many_needs_the_number_next_to_the_counted_noun():
+    from rag.retrieve import has_answer_type
+
+    q = analyze("How many rockets did Islamic Jihad fire at Tel Aviv?")
+    assert q.qtype == "number"
+    assert not has_answer_type("number", "He said four Gazan civilians had been killed by Islamic Jihad rockets impacting inside Gaza.", q)
+    assert has_answer_type("number", "Islamic Jihad fired 120 rockets at Tel Aviv.", q)
+    assert has_answer_type("number", "Rockets rained down, 138 of which hit towns.", q)
+
+
+def test_how_old_accepts_ages_in_words():
+    from rag.retrieve import has_answer_type
+
+    q = analyze("How old were the two siblings killed in the strike?")
+    assert has_answer_type("number", "Among the slain were two siblings, ages seven and eleven.", q)
+    assert has_answer_type("number", "A 12-year-old boy was hurt.", q)
+    assert not has_answer_type("number", "Two siblings were among the slain.", q)
+
+
+def test_authorship_questions_name_the_byline():
+    from rag.answer import AUTHOR_Q
+
+    assert AUTHOR_Q.search("Which reporter wrote the November 21, 2012 piece on the ceasefire push?")
+    assert AUTHOR_Q.search("Who wrote the article about the truce offer?")
+    assert not AUTHOR_Q.search("Who authored the report that accused Israel of war crimes?")
+
+
+def test_authorship_answer_cites_the_byline(pipeline):
+    ans = pipeline.ask("Which reporter wrote the November 21, 2012 piece on the Gaza ceasefire push?")
+    check_citations(ans, pipeline)
+    assert not ans.abstained and "Patrick Goodenough" in ans.citations[0].quote
+
+
 def test_role_focus_stops_at_participles_and_reporting_verbs():
     assert focus_noun("Who were the Israeli defense ministers mentioned in the 2021 article?") == ("defense", "ministers")
     assert focus_noun("Who was the Mossad chief taking part in the security assessment?") == ("chief",)
+    assert focus_noun("Which Polish prime minister did Netanyahu speak with?") == ("prime", "minister")
+    assert focus_noun("Which parties were working to broker talks?") == ()
 
 
 def test_question_analysis():

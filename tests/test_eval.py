@@ -298,6 +298,19 @@ def test_bundled_gold_set_evidence_is_verbatim():
             assert any(ev in articles[d] for d in q.docs), (q.id, ev[:60])
 
 
+def test_heldout_gold_set_is_separate_and_verbatim():
+    """eval/qa_heldout.jsonl: questions written after the main set's calibration, none repeated."""
+    articles = H.article_texts([ROOT / "articles"])
+    held = H.load_qa(ROOT / "eval" / "qa_heldout.jsonl", articles)
+    main = H.load_qa(ROOT / "eval" / "qa.jsonl", articles)
+    assert len(held) >= 25 and {q.type for q in held} >= {"who", "numeric", "unanswerable", "multi_doc"}
+    assert not {q.question for q in held} & {q.question for q in main}
+    assert not {q.id for q in held} & {q.id for q in main}
+    for q in held:
+        for ev in q.evidence:
+            assert any(ev in articles[d] for d in q.docs), (q.id, ev[:60])
+
+
 def test_bbc_paths():
     paths = H.bbc_paths()
     assert len(paths) == 2225
