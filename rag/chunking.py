@@ -87,13 +87,15 @@ def _split_long(article: Article, i: int, budget: int, count_tokens: CountTokens
 
 def chunk_article(article: Article, count_tokens: CountTokens, settings: ChunkSettings = ChunkSettings()) -> list[Chunk]:
     header = chunk_header(article)
-    header_tokens = _count(count_tokens, [header + "\n"])[0] if header else 0
+    texts = [article.sentence_text(i) for i in range(len(article.sentences))]
+    if header:  # one tokenizer call for the header and the sentences
+        header_tokens, *ntok = _count(count_tokens, [header + "\n", *texts])
+    else:
+        header_tokens, ntok = 0, _count(count_tokens, texts)
     budget = settings.max_tokens - SPECIAL_TOKENS - header_tokens
     target = min(settings.target_tokens, budget)
     if budget < 16:
         raise RagError(f"{article.source}: the title is too long to leave room for text in a chunk")
-    texts = [article.sentence_text(i) for i in range(len(article.sentences))]
-    ntok = _count(count_tokens, texts)
     chunks: list[Chunk] = []
 
     def emit(units: list[tuple[int, Span]]):

@@ -72,6 +72,7 @@ class MiniLMEmbedder:
         self._model = None
         self._numpy = NumpyMiniLM()
         self._counter = None
+        self._chunk_tok = None
         self._lock = threading.Lock()
         try:
             from importlib.metadata import version
@@ -129,47 +130,105 @@ class MiniLMEmbedder:
         )
         return np.asarray(v, dtype=np.float32)
 
+    def _chunk_tokenizer(self):
+        """A private copy of the model's own fast tokenizer (the ``tokenizers`` object that
+        ``model.tokenizer`` calls) without truncation or padding: same ids and offsets as
+        ``model.tokenizer(texts, truncation=False)``, and no per-call state to reset."""
+        if self._chunk_tok is None:
+            import copy
+
+            tok = copy.copy(self.tokenizer.backend_tokenizer)
+            tok.no_truncation()
+            tok.no_padding()
+            self._chunk_tok = tok
+        return self._chunk_tok
+
+    def _tokenize_chunks(self, texts: list[str], slab: int = 4096) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Ids (with [CLS]/[SEP]) and character offsets of every text, as compact arrays."""
+        tok = self._chunk_tokenizer()
+        ids: list[np.ndarray] = []
+        offsets: list[np.ndarray] = []
+        for b in range(0, len(texts), slab):
+            for e in tok.encode_batch(texts[b : b + slab], add_special_tokens=True):
+                ids.append(np.asarray(e.ids, dtype=np.int64))
+                offsets.append(np.asarray(e.offsets, dtype=np.int32).reshape(-1, 2))
+        return ids, offsets
+
     def embed_chunks(self, texts, spans, progress=None):
         """Chunk vectors (identical to ``model.encode`` of the texts) and, per chunk, one vector per
-        character span (the sentences), mean-pooled from the same forward pass."""
+        character span (the sentences), mean-pooled from the same forward pass.
+
+        All texts are tokenized once, up front; batches are then formed in order of exact token
+        count: on news chunks the encoder runs over ~2% padding positions instead of the ~14% left by
+        sorting on character length, as ``model.encode`` does (bench/indexing.py prints both). Padding is masked, so the
+        vectors do not depend on the batching beyond float rounding."""
         import torch
 
         texts = list(texts)
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # length-sorted batches: less padding
         chunk_vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
         span_vecs: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        if not texts:
+            return chunk_vecs, span_vecs
         model = self.model
-        tok = self.tokenizer
         transformer = model[0].auto_model
+        pad_id = self.tokenizer.pad_token_id or 0
+        ids, offsets = self._tokenize_chunks(texts)
+        lens = np.array([len(x) for x in ids], dtype=np.int64)
+        if lens.max() > self.max_tokens:
+            raise RagError(f"a chunk has {int(lens.max())} tokens, over the model's window of {self.max_tokens}")
+        order = np.argsort(-lens, kind="stable")  # token-count-sorted batches: (almost) no padding
         for b in range(0, len(texts), self.batch_size):
             idx = order[b : b + self.batch_size]
-            batch = [texts[i] for i in idx]
-            enc = tok(batch, padding=True, truncation=False, return_tensors="pt", return_offsets_mapping=True)
-            offsets = enc.pop("offset_mapping").numpy()
-            if enc["input_ids"].shape[1] > self.max_tokens:
-                raise RagError(
-                    f"a chunk has {enc['input_ids'].shape[1]} tokens, over the model's window of {self.max_tokens}"
-                )
+            width = int(lens[idx].max())
+            input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+            attention = np.zeros((len(idx), width), dtype=np.int64)
+            offs = np.zeros((len(idx), width, 2), dtype=np.int32)
+            for row, i in enumerate(idx):
+                n = lens[i]
+                input_ids[row, :n] = ids[i]
+                attention[row, :n] = 1
+                offs[row, :n] = offsets[i]
+            enc = {
+                "input_ids": torch.from_numpy(input_ids),
+                "token_type_ids": torch.zeros_like(torch.from_numpy(input_ids)),  # one segment
+                "attention_mask": torch.from_numpy(attention),
+            }
             with torch.inference_mode():
                 hidden = transformer(**enc).last_hidden_state.numpy()
-            mask = enc["attention_mask"].numpy().astype(np.float32)
+            mask = attention.astype(np.float32)
             pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
             chunk_vecs[idx] = normalize(pooled)
-            for row, i in enumerate(idx):
-                span_vecs[i] = _pool_spans(hidden[row], offsets[row], mask[row], spans[i], self.dim)
+            for i, v in zip(idx, _pool_spans_batch(hidden, offs, mask, [spans[i] for i in idx], self.dim)):
+                span_vecs[i] = v
             if progress:
                 progress(len(idx))
         return chunk_vecs, span_vecs
 
 
-def _pool_spans(hidden: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Spans, dim: int) -> np.ndarray:
-    out = np.zeros((len(spans), dim), dtype=np.float32)
-    real = (mask > 0) & (offsets[:, 1] > offsets[:, 0])  # skip [CLS]/[SEP]/padding
-    for j, (s, e) in enumerate(spans):
-        sel = real & (offsets[:, 0] >= s) & (offsets[:, 1] <= e)
-        if sel.any():
-            out[j] = hidden[sel].mean(0)
-    return normalize(out)
+def _pool_spans_batch(hidden: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Sequence[Spans], dim: int) -> list[np.ndarray]:
+    """Per row of a batch, the normalised mean of the token vectors inside each character span
+    (tokens wholly inside ``[s, e)``; [CLS]/[SEP]/padding never count): one matmul per batch
+    instead of a boolean selection per span. ``hidden`` (B, T, dim), ``offsets`` (B, T, 2)."""
+    b = len(spans)
+    most = max((len(sp) for sp in spans), default=0)
+    if most == 0:
+        return [np.zeros((0, dim), np.float32) for _ in range(b)]
+    bounds = np.zeros((b, most, 2), dtype=np.int64)
+    bounds[..., 0] = 1  # unused slots: an empty span (start 1 > end 0) selects nothing
+    for row, sp in enumerate(spans):
+        if len(sp):
+            bounds[row, : len(sp)] = sp
+    real = (mask > 0) & (offsets[..., 1] > offsets[..., 0])  # (B, T)
+    sel = (
+        real[:, None, :]
+        & (offsets[:, None, :, 0] >= bounds[..., 0:1])
+        & (offsets[:, None, :, 1] <= bounds[..., 1:2])
+    )  # (B, S, T)
+    weights = sel.astype(np.float32)
+    counts = weights.sum(-1, keepdims=True)
+    weights /= np.maximum(counts, 1.0)
+    out = normalize(np.matmul(weights, hidden))  # (B, S, dim); a span with no token stays zero
+    return [out[row, : len(sp)].copy() for row, sp in enumerate(spans)]
 
 
 _WORD = re.compile(r"\w+")
