@@ -71,8 +71,7 @@ class MiniLMEmbedder:
         self.device = device
         self._model = None
         self._numpy = NumpyMiniLM()
-        self._counter = None
-        self._chunk_tok = None
+        self._tok_plain = None
         self._lock = threading.Lock()
         try:
             from importlib.metadata import version
@@ -110,9 +109,7 @@ class MiniLMEmbedder:
         """Tokens per text without special tokens and without truncation (longer texts get split)."""
         if not texts:
             return []
-        if self._counter is None:
-            self._counter = load_tokenizer()  # the model's tokenizer.json: no torch, no weights
-        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+        return [len(e.ids) for e in self._plain_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._numpy.encode([text])[0]
@@ -126,22 +123,16 @@ class MiniLMEmbedder:
         )
         return np.asarray(v, dtype=np.float32)
 
-    def _chunk_tokenizer(self):
-        """A private copy of the model's own fast tokenizer (the ``tokenizers`` object that
-        ``model.tokenizer`` calls) without truncation or padding: same ids and offsets as
-        ``model.tokenizer(texts, truncation=False)``, and no per-call state to reset."""
-        if self._chunk_tok is None:
-            import copy
-
-            tok = copy.copy(self.tokenizer.backend_tokenizer)
-            tok.no_truncation()
-            tok.no_padding()
-            self._chunk_tok = tok
-        return self._chunk_tok
+    def _plain_tokenizer(self):
+        """The model's own tokenizer (``tokenizer.json``) without truncation or padding: the same
+        ids and offsets as ``model.tokenizer(texts, truncation=False)``; no torch, no weights."""
+        if self._tok_plain is None:
+            self._tok_plain = load_tokenizer()
+        return self._tok_plain
 
     def _tokenize_chunks(self, texts: list[str], slab: int = 4096) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Ids (with [CLS]/[SEP]) and character offsets of every text, as compact arrays."""
-        tok = self._chunk_tokenizer()
+        tok = self._plain_tokenizer()
         ids: list[np.ndarray] = []
         offsets: list[np.ndarray] = []
         for b in range(0, len(texts), slab):
