@@ -302,7 +302,7 @@ def period_support(q: Question, evidence: list[ScoredSentence], index: Index) ->
     for doc_id in dict.fromkeys(s.doc_id for s in evidence):
         art = index.articles[doc_id]
         said = " ".join(art.text[s.start : s.end] for s in evidence if s.doc_id == doc_id).lower()
-        ops = [op for op in q.operations if op.lower() in art.text.lower() and set(words(op)) <= q.period_words]
+        ops = [op for op in q.operations if op.lower() in art.lower_text and set(words(op)) <= q.period_words]
         if ops:
             if ops[0].lower() in said:
                 continue

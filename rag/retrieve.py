@@ -270,18 +270,29 @@ def in_part(part: tuple[str, ...], article: Article) -> bool:
         if cue.isdigit():
             if not ((article.date or "")[:4] == cue if article.date else cue in article.title):
                 return False
-        elif cue.lower() not in article.text.lower():
+        elif cue.lower() not in article.lower_text:
             return False
     return True
 
 
-def period_score(question: Question, article: Article) -> float:
+def period_scores(question: Question, articles) -> dict[str, float]:
+    """``period_score`` of each article, with the question's periods worked out once."""
+    if not (question.years or question.months or question.operations):
+        return {a.doc_id: 0.0 for a in articles}
+    parts = period_parts(question) if multi_period(question) else ()
+    return {a.doc_id: period_score(question, a, parts) for a in articles}
+
+
+def period_score(question: Question, article: Article, parts: tuple[tuple[str, ...], ...] | None = None) -> float:
     """How well an article matches the period the question names (0 when it names none). For a
-    question about several periods, matching any one of them is a full match."""
+    question about several periods (``parts``, computed when None), matching any one of them is
+    a full match."""
     if not (question.years or question.months or question.operations):
         return 0.0
-    if multi_period(question):
-        return 1.0 if any(in_part(p, article) for p in period_parts(question)) else 0.0
+    if parts is None:
+        parts = period_parts(question) if multi_period(question) else ()
+    if parts:
+        return 1.0 if any(in_part(p, article) for p in parts) else 0.0
     score, parts = 0.0, 0
     year = int(article.date[:4]) if article.date else None
     if question.years:
@@ -296,7 +307,7 @@ def period_score(question: Question, article: Article) -> float:
             score += 1.0
     if question.operations:
         parts += 1
-        low = article.text.lower()
+        low = article.lower_text
         if any(op.lower() in low for op in question.operations):
             score += 1.0
     return score / parts
@@ -367,7 +378,8 @@ def retrieve(
     """``qv`` embeds the question without its period phrases (``core_text``)."""
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
-    allowed_docs = frozenset(d for d, a in index.articles.items() if filters.allows(a))
+    allowed_docs = (frozenset(d for d, a in index.articles.items() if filters.allows(a)) if filters.active
+                    else frozenset(index.articles))
     if not allowed_docs:
         return Retrieval(question, (), (), allowed_docs)
     chunk_allowed, sent_allowed, bm25_mask = _restrict(index, allowed_docs) if filters.active else (None, None, None)
@@ -399,7 +411,7 @@ def retrieve(
                 sent_dense.setdefault((seq_doc[key >> 24], key & ((1 << 24) - 1)), s)
             part_chunks += _bm25_search(index, question, C.HEAD_PER_LIST, part_mask)
     # period awareness: articles that match the named period rank first
-    periods = {d: period_score(question, index.articles[d]) for d in allowed_docs}
+    periods = period_scores(question, [index.articles[d] for d in allowed_docs])
     for cid in fused:
         fused[cid] += periods[index.chunks[cid].doc_id] * C.W_PERIOD / (C.RRF_K + 1)
     ranked = sorted(fused, key=fused.get, reverse=True)

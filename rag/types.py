@@ -3,6 +3,7 @@ ORIGINAL article text, so ``article.text[x.start:x.end] == x.text`` holds everyw
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +37,11 @@ class Article:
     sentences: tuple[Span, ...] = ()
     debris: tuple[Span, ...] = ()  # web debris excluded from chunks (offsets kept)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @functools.cached_property
+    def lower_text(self) -> str:
+        """The text lower-cased, computed once (period cues are matched against it per query)."""
+        return self.text.lower()
 
     def sentence_text(self, i: int) -> str:
         s = self.sentences[i]
