@@ -293,24 +293,24 @@ def period_score(question: Question, article: Article, parts: tuple[tuple[str, .
         parts = period_parts(question) if multi_period(question) else ()
     if parts:
         return 1.0 if any(in_part(p, article) for p in parts) else 0.0
-    score, parts = 0.0, 0
+    score, cues = 0.0, 0
     year = int(article.date[:4]) if article.date else None
     if question.years:
-        parts += 1
+        cues += 1
         if year in question.years:
             score += 1.0
         elif any(str(y) in article.title for y in question.years):
             score += 0.8
     if question.months:
-        parts += 1
+        cues += 1
         if article.date and date.fromisoformat(article.date).strftime("%B") in question.months:
             score += 1.0
     if question.operations:
-        parts += 1
+        cues += 1
         low = article.lower_text
         if any(op.lower() in low for op in question.operations):
             score += 1.0
-    return score / parts
+    return score / cues
 
 
 def scoring_terms(question: Question) -> list[str]:
