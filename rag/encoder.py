@@ -125,12 +125,6 @@ class NumpyMiniLM:
         self._tok = tok
         self._w = w
 
-    @property
-    def tokenizer(self):
-        """The model's ``tokenizers.Tokenizer`` (truncating to the model window)."""
-        self._ensure()
-        return self._tok
-
     def _ensure(self) -> None:
         if self._w is None:
             with self._lock:
@@ -138,15 +132,16 @@ class NumpyMiniLM:
                     self._load()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised mean-pooled embeddings, one row per text (texts batched by length)."""
+        """Normalised mean-pooled embeddings, one row per text (each text encoded on its own:
+        questions are short, so there is no padding to pay)."""
         self._ensure()
         assert self._w is not None and self._tok is not None
         out = np.zeros((len(texts), self._w["embeddings.word_embeddings.weight"].shape[1]), np.float32)
         encs = self._tok.encode_batch(list(texts))
-        # one BLAS thread: on these small matrices a second thread only waits (and on a busy
-        # machine made a question 4x slower: bench/query.py)
+        # one BLAS thread: on these small matrices a second thread only waits; at load ~7 a
+        # question took 94 ms with OpenBLAS's two threads and 23 ms with one (docs/benchmarks.md)
         with self._blas.limit(limits=1, user_api="blas"):
-            for i, e in enumerate(encs):  # one text at a time: questions are short, no padding to pay
+            for i, e in enumerate(encs):
                 ids = np.asarray(e.ids, dtype=np.int64)[None, :]
                 h = bert_forward(self._w, ids, np.ones_like(ids), self.heads, self.layers)[0]
                 v = h.mean(0)
