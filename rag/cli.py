@@ -120,6 +120,8 @@ def cmd_eval(args) -> int:
 
     from .pipeline import RagPipeline
 
+    if args.every < 1:
+        raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
     out = Path(args.out)
     corpus = args.corpus or None
     tmp = None
@@ -132,10 +134,7 @@ def cmd_eval(args) -> int:
         paths = corpus or [C.BUNDLED_ARTICLES]
         p.ensure_index(paths, progress=_progress_bar("indexing"))
         articles = {a.source: a.text for a in p.index.articles.values()}
-        qa = load_qa(Path(args.qa), articles)
-        if args.every < 1:
-            raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
-        qa = qa[:: args.every]
+        qa = load_qa(Path(args.qa), articles)[:: args.every]
         metrics = run_eval(p, qa, out / "clean", k=args.k, mode=args.mode, baseline=not args.no_baseline)
         result = {"clean": metrics}
         if args.distractors == "bbc":
