@@ -146,9 +146,9 @@ class MiniLMEmbedder:
         character span (the sentences), mean-pooled from the same forward pass.
 
         All texts are tokenized once, up front; batches are then formed in order of exact token
-        count: on news chunks the encoder runs over ~2% padding positions instead of the ~14% left by
-        sorting on character length, as ``model.encode`` does (bench/indexing.py prints both). Padding is masked, so the
-        vectors do not depend on the batching beyond float rounding."""
+        count: on news chunks the encoder runs over ~2% padding positions instead of the ~14% left
+        by sorting on character length, as ``model.encode`` does (bench/indexing.py prints both).
+        Padding is masked, so the vectors do not depend on the batching beyond float rounding."""
         import torch
 
         texts = list(texts)

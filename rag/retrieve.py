@@ -355,15 +355,20 @@ def _restrict(index: Index, docs: frozenset[str]):
     return chunk_ids, sent_keys, bm25_mask
 
 
-def _bm25_search(index: Index, question: Question, n: int, mask: np.ndarray | None) -> list[int]:
-    """Chunk ids by BM25 score of the question (only those with a positive score)."""
+def _bm25_terms(question: Question) -> list[str]:
+    """The question's BM25 tokens (empty when it has none), tokenized once per question."""
     toks = bm25_tokenize([question.search_text])
-    if index.bm25 is None or not toks.vocab or not any(len(t) for t in toks.ids):
+    return list(toks.vocab) if toks.vocab and any(len(t) for t in toks.ids) else []
+
+
+def _bm25_search(index: Index, terms: list[str], n: int, mask: np.ndarray | None) -> list[int]:
+    """Chunk ids by BM25 score of the question's ``terms`` (only those with a positive score)."""
+    if index.bm25 is None or not terms:
         return []
     k = min(n, len(index.bm25_ids) if mask is None else int(mask.sum()))
     if k <= 0:
         return []
-    res, sc = index.bm25.retrieve([list(toks.vocab)], k=k, show_progress=False, weight_mask=mask)
+    res, sc = index.bm25.retrieve([terms], k=k, show_progress=False, weight_mask=mask)
     return [index.bm25_ids[int(i)] for i, s in zip(res[0], sc[0]) if s > 0]
 
 
@@ -387,7 +392,8 @@ def retrieve(
     n = C.CANDIDATES
     dense = _faiss_search(index.chunk_index, qv, n, chunk_allowed)
     sent_hits = _faiss_search(index.sentence_index, qv, n, sent_allowed)
-    bm25_rank = _bm25_search(index, question, n, bm25_mask)
+    bm25_terms = _bm25_terms(question)
+    bm25_rank = _bm25_search(index, bm25_terms, n, bm25_mask)
     # sentence hits vote for the chunks that hold them
     seq_doc = {s: d for d, s in index.doc_seq.items()}
     sent_dense: dict[tuple[str, int], float] = {}
@@ -409,7 +415,7 @@ def retrieve(
             _, part_sents, part_mask = _restrict(index, docs)
             for key, s in _faiss_search(index.sentence_index, qv, C.PART_CANDIDATES, part_sents):
                 sent_dense.setdefault((seq_doc[key >> 24], key & ((1 << 24) - 1)), s)
-            part_chunks += _bm25_search(index, question, C.HEAD_PER_LIST, part_mask)
+            part_chunks += _bm25_search(index, bm25_terms, C.HEAD_PER_LIST, part_mask)
     # period awareness: articles that match the named period rank first
     periods = period_scores(question, [index.articles[d] for d in allowed_docs])
     for cid in fused:
