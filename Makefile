@@ -6,7 +6,7 @@ chat: setup
 	.venv/bin/rag ui
 
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -m "slow or not slow"
 
 eval: setup
 	.venv/bin/rag eval

@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 OUT = ROOT / "bench" / "out"
 BUNDLED = ROOT / "articles"
-QA = ROOT / "eval" / "qa.jsonl"
+QA = ROOT / "eval" / "data" / "qa.jsonl"
 BBC_STAGE = OUT / "bbc_articles"  # bbc_<category>_<NNN>.txt, unique names (eval.harness.stage_bbc)
 BBC_INDEX = OUT / "index-bundled-bbc"  # bundled + all BBC, built once by bench/query.py or bench/memory.py
 BUNDLED_INDEX = OUT / "index-bundled"  # the five bundled articles
@@ -69,7 +69,7 @@ def corpus_paths(bbc_limit: int | None = None, with_bbc: bool = True) -> list[Pa
 def ensure_index(index_dir: Path, paths: list[Path], embedder=None, log=print):
     """Build the index at ``index_dir`` once (idempotent: the store skips unchanged articles).
     Returns (seconds spent building, 0 when the cached index was current; the pipeline)."""
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
     from rag.pipeline import RagPipeline
 
     p = RagPipeline(index_dir=index_dir, embedder=embedder or MiniLMEmbedder(), entities=False)

@@ -10,7 +10,7 @@ Run::
 
 What is timed (wall clock, ``time.perf_counter``; CPU seconds of the process shown beside it):
 
-* project: ``rag.ingest.collect`` (read + parse) and ``IndexStore.update(rebuild=True)`` into a
+* project: ``index.ingest.collect`` (read + parse) and ``IndexStore.update(rebuild=True)`` into a
   temporary directory: chunking (token counting with the model's tokenizer), the one-pass
   chunk + sentence embedding, FAISS adds, BM25 and the atomic write (fsync) of every file;
 * raw: ``SentenceTransformer.encode(texts, batch_size=B, normalize_embeddings=True)`` where
@@ -87,7 +87,7 @@ def log(*a):
 
 
 def make_embedder(model, batch_size: int):
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     e = MiniLMEmbedder(batch_size=batch_size)
     e._model = model  # share the loaded model: no second load
@@ -98,8 +98,8 @@ def make_embedder(model, batch_size: int):
 # the three systems
 # ---------------------------------------------------------------------------------------------
 def run_project(paths, model, batch_size: int):
-    from rag.ingest import collect
-    from rag.store import IndexStore
+    from index.ingest import collect
+    from index.store import IndexStore
 
     emb = TimedEmbedder(make_embedder(model, batch_size))
     with tempfile.TemporaryDirectory(prefix="bench-index-") as d:
@@ -124,7 +124,7 @@ def run_project(paths, model, batch_size: int):
         cids = sorted(index.chunks)
         texts = [index.chunks[c].embed_text for c in cids]
         vecs = index.chunk_index.reconstruct_batch(np.array(cids, dtype=np.int64))
-        from rag.chunking import sentence_spans_in
+        from index.chunking import sentence_spans_in
 
         spans = [sentence_spans_in(index.chunks[c], index.articles[index.chunks[c].doc_id]) for c in cids]
         sources = {a.source for a in index.articles.values()}
@@ -234,7 +234,7 @@ def sweep(model, texts, spans, batch_sizes, threads_list, repeat: int, sort_batc
 
 def sweep_child(path: str) -> None:
     """Runs in a fresh process (the OpenMP wait policy is read once, at start-up)."""
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     d = json.loads(Path(path).read_text(encoding="utf-8"))
     e = MiniLMEmbedder()
@@ -315,11 +315,11 @@ def main(argv=None) -> int:
     default_threads = args.default_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     if args.sweep_only:
-        from rag.chunking import sentence_spans_in
-        from rag.store import IndexStore
+        from index.chunking import sentence_spans_in
+        from index.store import IndexStore
 
         d = common.BBC_INDEX if args.limit is None else common.OUT / f"index-bundled-bbc{args.limit}"
         if not (d / "manifest.json").exists():
@@ -342,7 +342,7 @@ def main(argv=None) -> int:
     base.warm_up()
     load_s = time.perf_counter() - t0
 
-    from rag.ingest import iter_files
+    from index.ingest import iter_files
 
     files_by_name = {f.name: f for f in iter_files(paths) if f.suffix.lower() in (".txt", ".md")}
 
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
     lc_lens = token_lens(lc_texts)
     p["tokens"] = raw["tokens"] = int(lens.sum())
     lc["tokens"] = int(lc_lens.sum())
-    # batch order: the project sorts by exact token count (rag.embed), encode by character length
+    # batch order: the project sorts by exact token count (index.embed), encode by character length
     p["positions"] = positions(lens, np.argsort(-lens, kind="stable"))
     raw["positions"] = positions(lens, np.argsort([-len(t) for t in texts]))
     lc["positions"] = positions(lc_lens, np.argsort([-len(t) for t in lc_texts]))
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     print(
         f"settings: batch size {args.batch_size}; torch threads {torch.get_num_threads()}"
         f"{' (set)' if args.threads else ' (default)'}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
-        f"; sorted batches (project: by token count, rag.embed; raw and LangChain: by character length, inside "
+        f"; sorted batches (project: by token count, index.embed; raw and LangChain: by character length, inside "
         f"SentenceTransformer.encode); best of {args.repeat} run(s); model load + warm-up {load_s:.1f} s (not timed below)"
     )
     print(f"corpus: {p['articles']} articles indexed (5 bundled + {args.limit if args.limit is not None else 'all'} BBC; "

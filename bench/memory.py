@@ -61,7 +61,7 @@ def child(mode: str, params: dict) -> dict:
     marks = [("start", rss_mb())]
     limit = params["limit"]
     if mode == "model":
-        from rag.embed import MiniLMEmbedder
+        from index.embed import MiniLMEmbedder
 
         e = MiniLMEmbedder()
         e.model
@@ -69,9 +69,9 @@ def child(mode: str, params: dict) -> dict:
         e.embed_query("How many rockets were fired?")
         marks.append(("one query embedded", rss_mb()))
     elif mode == "project-index":
-        from rag.embed import MiniLMEmbedder
-        from rag.ingest import collect
-        from rag.store import IndexStore
+        from index.embed import MiniLMEmbedder
+        from index.ingest import collect
+        from index.store import IndexStore
 
         e = MiniLMEmbedder()
         e.warm_up()
@@ -83,7 +83,7 @@ def child(mode: str, params: dict) -> dict:
         report = store.update(corpus, prune=True, rebuild=True)
         marks.append((f"{report.chunks_embedded} chunks indexed", rss_mb()))
     elif mode == "langchain-index":
-        from rag.embed import MiniLMEmbedder
+        from index.embed import MiniLMEmbedder
 
         e = MiniLMEmbedder()
         e.warm_up()
@@ -104,7 +104,7 @@ def child(mode: str, params: dict) -> dict:
             p.ask(q)
         marks.append((f"{N_QUESTIONS} questions answered", rss_mb()))
     elif mode == "langchain-serve":
-        from rag.embed import MiniLMEmbedder
+        from index.embed import MiniLMEmbedder
 
         e = MiniLMEmbedder()
         e.warm_up()
@@ -121,7 +121,7 @@ def child(mode: str, params: dict) -> dict:
 
 def _articles(limit) -> dict[str, str]:
     """The same article set the project indexes (file name -> text, duplicates dropped)."""
-    from rag.ingest import collect
+    from index.ingest import collect
 
     return {a.source: a.text for a in collect(common.corpus_paths(limit)).articles}
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
 
     import tempfile
 
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
     from rag.pipeline import RagPipeline
 
     load_start = common.load_avg()

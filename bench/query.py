@@ -17,8 +17,8 @@ with ``FaissVectorStore.similarity_search`` (k = 5), interleaved, each timed wit
 ``time.perf_counter``. The entity tagger's per-sentence cache is cleared before every ask, so
 repeated rounds do not turn into cache hits (a real user's question is new).
 
-Breakdown: one more round, asked as ``pipeline.retrieve`` + ``rag.answer.build_answer`` with
-timers wrapped around the embedder, ``rag.retrieve.retrieve`` and the functions that mark its
+Breakdown: one more round, asked as ``pipeline.retrieve`` + ``rag.answering.extractive.build_answer`` with
+timers wrapped around the embedder, ``rag.retrieval.search.retrieve`` and the functions that mark its
 stages (``_faiss_search``, BM25, ``period_scores``, ``scoring_terms`` = start of the sentence
 stage) and the spaCy tagger. These wrappers run only in that round.
 
@@ -96,7 +96,7 @@ class StageTimer:
 
     def __init__(self, pipeline):
         import rag.pipeline as rp
-        import rag.retrieve as rr
+        import rag.retrieval.search as rr
 
         self.p, self.rp, self.rr = pipeline, rp, rr
         self.t: dict[str, float] = {}
@@ -169,7 +169,7 @@ class StageTimer:
 
 def breakdown(pipeline, questions):
     """Mean milliseconds per stage over the questions (asked as retrieve + build_answer)."""
-    from rag.answer import build_answer
+    from rag.answering.extractive import build_answer
 
     sums: dict[str, float] = {}
     totals = []
@@ -307,7 +307,7 @@ def child(params: dict) -> None:
 
         torch.set_num_threads(1)
         faiss.omp_set_num_threads(1)
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     questions = common.load_questions(params["questions"])
     embedder = MiniLMEmbedder()

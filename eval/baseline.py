@@ -39,7 +39,7 @@ def split_articles(articles: Mapping[str, str]) -> list[Document]:
 
 
 class ProjectEmbeddings(Embeddings):
-    """Adapter: a ``rag.embed.Embedder`` (``embed_texts``/``embed_query``, normalised float32
+    """Adapter: a ``index.embed.Embedder`` (``embed_texts``/``embed_query``, normalised float32
     vectors) as a LangChain ``Embeddings``."""
 
     def __init__(self, embedder):

@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from rag.pipeline import RagPipeline
 
 EVAL_DIR = Path(__file__).resolve().parent
-DEFAULT_QA = EVAL_DIR / "qa.jsonl"
+DATA_DIR = EVAL_DIR / "data"
+DEFAULT_QA = DATA_DIR / "qa.jsonl"
+DEFAULT_HELDOUT = DATA_DIR / "qa_heldout.jsonl"
 DEFAULT_THRESHOLDS = EVAL_DIR / "thresholds.json"
 
 QA_TYPES = (
@@ -104,7 +106,7 @@ def _clip(s: str, n: int = 60) -> str:
 
 def load_qa(path: Path, articles: Mapping[str, str]) -> list[QAItem]:
     """Read and check the gold set. ``articles`` maps file name -> article text (the text the
-    index holds, e.g. ``{a.source: a.text for a in rag.ingest.collect(paths).articles}``).
+    index holds, e.g. ``{a.source: a.text for a in index.ingest.collect(paths).articles}``).
 
     Raises BadInputError listing every problem, each as ``<file>:<line>: <what>``: a line that is
     not JSON or not an object, missing keys, an unknown type, a bad answers/doc/evidence shape,
@@ -190,8 +192,8 @@ def load_qa(path: Path, articles: Mapping[str, str]) -> list[QAItem]:
 
 def article_texts(paths: Sequence[Path | str] | None = None) -> dict[str, str]:
     """File name -> text, read exactly as the index reads it (default: the bundled articles)."""
-    from rag import config as C
-    from rag.ingest import collect
+    from rag import settings as C
+    from index.ingest import collect
 
     corpus = collect(paths or (C.BUNDLED_ARTICLES,))
     return {a.source: a.text for a in corpus.articles}

@@ -10,8 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import config as C
-from .errors import BadInputError, RagError
+from rag import settings as C
+from rag.errors import BadInputError, RagError
 
 EXIT_ERROR = 2
 
@@ -34,14 +34,14 @@ def _progress_bar(desc: str):
 
 
 def _pipeline(args, **kw):
-    from .pipeline import RagPipeline
+    from rag.pipeline import RagPipeline
 
     return RagPipeline(index_dir=args.index_dir, **kw)
 
 
 def cmd_index(args) -> int:
-    from .ingest import collect
-    from .store import IndexStore
+    from index.ingest import collect
+    from index.store import IndexStore
 
     p = _pipeline(args)
     paths = args.paths or [C.BUNDLED_ARTICLES]
@@ -59,7 +59,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .store import IndexStore
+    from index.store import IndexStore
 
     st = _pipeline(args).store
     assert isinstance(st, IndexStore)
@@ -118,7 +118,7 @@ def cmd_ask(args) -> int:
 def cmd_eval(args) -> int:
     from eval.harness import check_thresholds, compare, load_qa, run_eval, stage_bbc
 
-    from .pipeline import RagPipeline
+    from rag.pipeline import RagPipeline
 
     if args.every < 1:
         raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="evaluate against hand-written Q&A pairs")
-    p.add_argument("--qa", type=Path, default=C.PROJECT_ROOT / "eval" / "qa.jsonl")
+    p.add_argument("--qa", type=Path, default=C.PROJECT_ROOT / "eval" / "data" / "qa.jsonl")
     p.add_argument("--corpus", type=Path, nargs="+", help="articles to index and evaluate on (default: the bundled index)")
     index_dir(p)
     p.add_argument("--distractors", choices=["bbc"], help="also run with the 2,225 BBC News articles added")

@@ -11,9 +11,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import ConfigDict
 
-from .errors import BadInputError
-from .pipeline import RagPipeline
-from .types import Answer
+from rag.errors import BadInputError
+from rag.pipeline import RagPipeline
+from rag.types import Answer
 
 
 class NewsRetriever(BaseRetriever):

@@ -8,15 +8,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from . import config as C
-from .answer import EntityTagger, build_answer
-from .embed import Embedder, MiniLMEmbedder
-from .errors import BadInputError
-from .ingest import collect
-from .query import analyze, core_text, is_english, with_known_operations
-from .retrieve import Filters, Retrieval, Statistics, parse_filter_date, retrieve
-from .store import Index, IndexStore, UpdateReport, corpus_hash
-from .types import Answer
+from rag import settings as C
+from rag.answering.extractive import EntityTagger, build_answer
+from index.embed import Embedder, MiniLMEmbedder
+from rag.errors import BadInputError
+from index.ingest import collect
+from rag.question.analysis import analyze, core_text, is_english, with_known_operations
+from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
+from index.store import Index, IndexStore, UpdateReport, corpus_hash
+from rag.types import Answer
 
 MODES = ("extractive", "llm")
 
@@ -131,7 +131,7 @@ class RagPipeline:
         else:
             ans = build_answer(r, self.index, self.stats, self.tagger)
         if mode == "llm":
-            from .llm import stream_llm_answer
+            from rag.answering.llm import stream_llm_answer
 
             chat = self.chat_model or _default_chat_model()
             self.chat_model = chat
@@ -144,7 +144,7 @@ class RagPipeline:
 
 
 def _default_chat_model():
-    from .llm import make_chat_model
+    from rag.answering.llm import make_chat_model
 
     return make_chat_model()
 

@@ -49,7 +49,7 @@ def articles_copy(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm():
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     e = MiniLMEmbedder()
     e.warm_up()

@@ -26,9 +26,9 @@ from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from rag import config as C  # noqa: E402
+from rag import settings as C  # noqa: E402
 from rag.errors import ArticleError, RagError  # noqa: E402
-from rag.ingest import SUFFIXES, decode, parse_article  # noqa: E402
+from index.ingest import SUFFIXES, decode, parse_article  # noqa: E402
 from rag.pipeline import RagPipeline  # noqa: E402
 from rag.types import Answer  # noqa: E402
 
@@ -37,7 +37,7 @@ from . import format as F  # noqa: E402
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-UPLOADS_DIRNAME = "uploads"  # inside the index directory; the index store keeps foreign entries
+LEGACY_UPLOADS_DIRNAME = "uploads"  # where older versions kept uploads: inside the index directory
 WAIT_READY_SECONDS = 1800
 EXAMPLES = [
     "How many projectiles did Gazan fighters launch during the 2023 conflict?",
@@ -134,7 +134,13 @@ def answer_modes() -> list[str]:
 
 
 def default_uploads_dir(pipeline: RagPipeline) -> Path:
-    return pipeline.index_dir / UPLOADS_DIRNAME
+    """``settings.uploads_dir_for`` the pipeline's index. Uploads that an older version kept
+    inside the index directory are moved there once (a rename; nothing is copied or deleted)."""
+    target = C.uploads_dir_for(pipeline.index_dir)
+    legacy = pipeline.index_dir / LEGACY_UPLOADS_DIRNAME
+    if legacy.is_dir() and not target.exists():
+        legacy.rename(target)
+    return target
 
 
 class Readiness:
@@ -188,7 +194,7 @@ def build_app(
     examples: Sequence[str] = EXAMPLES,
 ) -> gr.Blocks:
     """The Gradio app over ``pipeline``. ``corpus_dir`` is the folder uploads are copied into
-    before indexing (default: ``<index_dir>/uploads``). ``status`` tells the handlers to wait
+    before indexing (default: ``settings.uploads_dir_for(index_dir)``). ``status`` tells the handlers to wait
     while ``launch`` builds the index; without it the pipeline is taken as ready (it loads
     lazily on the first question)."""
     uploads_dir = Path(corpus_dir) if corpus_dir else default_uploads_dir(pipeline)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.embed import HashEmbedder
+from index.embed import HashEmbedder
 from rag.pipeline import RagPipeline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 STORY_A = """Harbour cranes return to Nordport
 
@@ -159,8 +159,8 @@ def test_upload_indexes_incrementally_and_reports(tmp_path: Path, pipeline: RagP
 def running(tmp_path: Path, corpus: Path):
     from ui.app import _free_port, launch
 
-    (tmp_path / "index" / "uploads").mkdir(parents=True)
-    (tmp_path / "index" / "uploads" / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
+    (tmp_path / "index-uploads").mkdir(parents=True)
+    (tmp_path / "index-uploads" / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
     p = RagPipeline(index_dir=tmp_path / "index", embedder=HashEmbedder(), entities=False)
     port = _free_port()
     demo = launch(host="127.0.0.1", port=port, articles=[corpus], block=False, pipeline=p, quiet=True)
@@ -174,7 +174,8 @@ def test_launch_builds_index_with_uploads_and_serves_chat(running, corpus: Path)
     p, demo, url = running
     assert demo.newsrag_status.ready
     assert set(p.index.by_source) == {"a_cranes.txt", "b_library.txt", "zephyr.txt"}  # earlier uploads kept
-    assert (p.index_dir / "uploads" / "zephyr.txt").exists()  # the index swap keeps the uploads folder
+    assert (p.index_dir.parent / "index-uploads" / "zephyr.txt").exists()  # uploads live beside the index
+    assert not (p.index_dir / "uploads").exists()
     client = Client(url, verbose=False)
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(api) == {"/chat", "/ask"}  # UI events are private
@@ -202,3 +203,17 @@ def test_chat_errors_are_messages_not_tracebacks(running):
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", mode="poetry", api_name="/chat")
     assert "mode must be one of extractive, llm" in str(e.value)
+
+
+def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
+    from ui.app import default_uploads_dir
+
+    legacy = tmp_path / "index" / "uploads"
+    legacy.mkdir(parents=True)
+    (legacy / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
+    p = RagPipeline(index_dir=tmp_path / "index", embedder=HashEmbedder(), entities=False)
+    moved = default_uploads_dir(p)
+    assert moved == tmp_path / "index-uploads"
+    assert (moved / "zephyr.txt").read_text(encoding="utf-8") == ZEPHYR
+    assert not legacy.exists()
+    assert default_uploads_dir(p) == moved  # a second call changes nothing

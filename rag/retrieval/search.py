@@ -13,11 +13,11 @@ from datetime import date
 
 import numpy as np
 
-from . import config as C
-from .errors import BadInputError
-from .query import OPERATION, STOPWORDS, Question, content_terms, core_text, words
-from .store import Index, bm25_tokenize, sentence_key
-from .types import Article, Passage
+from rag import settings as C
+from rag.errors import BadInputError
+from rag.question.analysis import OPERATION, STOPWORDS, Question, content_terms, core_text, words
+from index.store import Index, bm25_tokenize, sentence_key
+from rag.types import Article, Passage
 
 # ---------- small text features ----------
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ions", "ion", "ments", "ment", "ers", "er", "ies", "ied", "es", "ed", "ly", "s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .types import Span
+from rag.types import Span
 
 # Lines that are page furniture, not article text.
 DEBRIS_LINE = re.compile(

@@ -1,4 +1,4 @@
-"""rag.llm: marker parsing, the support test, the grounding check and fallbacks with fake chat
+"""rag.answering.llm: marker parsing, the support test, the grounding check and fallbacks with fake chat
 models (fast); the packaged model through llama-cpp-python and through its OpenAI-compatible
 server (slow, marked ``slow`` and ``llm``)."""
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rag import llm as L
+from rag.answering import llm as L
 from rag.errors import BadInputError, RagError
-from rag.ingest import parse_article
+from index.ingest import parse_article
 from rag.types import Answer, Passage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TEXT_A = (
     "Israel Rejects Truce Offer\n\n"
@@ -437,7 +437,7 @@ def test_packaged_model_path_errors(fake_parts, monkeypatch):
 
 
 def test_import_loads_nothing_heavy():
-    code = "import sys, rag.llm; print(sorted(m for m in ('llama_cpp', 'langchain_openai', 'openai') if m in sys.modules))"
+    code = "import sys, rag.answering.llm; print(sorted(m for m in ('llama_cpp', 'langchain_openai', 'openai') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -458,7 +458,7 @@ def _require_model() -> Path:
 
 
 def _real_case():
-    from rag.ingest import read_article
+    from index.ingest import read_article
 
     a = read_article(ROOT / "articles" / "002_68a0928ee0260f57.txt")
     b = read_article(ROOT / "articles" / "001_2553db7c481c0c1a.txt")

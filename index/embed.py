@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .encoder import NumpyMiniLM, load_tokenizer
-from .errors import RagError
+from index.encoder import NumpyMiniLM, load_tokenizer
+from rag.errors import RagError
 
 Spans = Sequence[tuple[int, int]]
 
@@ -57,7 +57,7 @@ class MiniLMEmbedder:
     loads on first use (or ``warm_up()``).
 
     Questions (``embed_query``) and token counts go through the NumPy copy of the model
-    (``rag.encoder``), so answering never imports torch; batches of texts and chunks go through
+    (``index.encoder``), so answering never imports torch; batches of texts and chunks go through
     sentence-transformers on torch."""
 
     name = "sentence-transformers/all-MiniLM-L6-v2"

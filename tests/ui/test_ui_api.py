@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ARTICLES = Path(__file__).resolve().parents[1] / "articles"
+ARTICLES = Path(__file__).resolve().parents[2] / "articles"
 
 # (question, a string the answer must contain) - from eval/qa.jsonl, one or more per article
 CASES = [

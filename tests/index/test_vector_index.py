@@ -1,4 +1,4 @@
-"""rag.vector_index: exact values for Flat, recall for HNSW, and add/remove/filter/save/load
+"""index.vector_index: exact values for Flat, recall for HNSW, and add/remove/filter/save/load
 round trips for every supported type, on small clustered random data (fast)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import faiss
 import numpy as np
 import pytest
 
-from rag import vector_index as vi
-from rag.vector_index import VectorIndex, choose_index_type
+from index import vector_index as vi
+from index.vector_index import VectorIndex, choose_index_type
 
 DIM = vi.DIM
 TYPES = ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ16x4"]

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 
 def test_eval_meets_thresholds(pipeline, tmp_path):
-    qa = load_qa(ROOT / "eval" / "qa.jsonl", {a.source: a.text for a in pipeline.index.articles.values()})
+    qa = load_qa(ROOT / "eval" / "data" / "qa.jsonl", {a.source: a.text for a in pipeline.index.articles.values()})
     assert len(qa) >= 80
     metrics = run_eval(pipeline, qa, tmp_path, baseline=False, progress=False)
     for name in ("predictions.jsonl", "metrics.json", "report.md"):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from rag.errors import ArticleError, BadInputError, EmptyCorpusError
-from rag.ingest import collect, parse_article, parse_date, read_article
-from rag.text import split_sentences
+from index.ingest import collect, parse_article, parse_date, read_article
+from index.sentences import split_sentences
 
 from conftest import ARTICLES
 

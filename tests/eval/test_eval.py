@@ -15,11 +15,11 @@ from eval import harness as H
 from eval.baseline import (
     CHUNK_OVERLAP, CHUNK_SIZE, FaissVectorStore, LangChainBaseline, ProjectEmbeddings, make_splitter, split_articles,
 )
-from rag.embed import HashEmbedder
+from index.embed import HashEmbedder
 from rag.errors import BadInputError
 from rag.types import Answer, Citation, Passage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_bundled_gold_set_evidence_is_verbatim():
     """Every evidence string of eval/qa.jsonl is verbatim in its article under articles/ (as the
     index reads them); load_qa raises otherwise."""
     articles = H.article_texts([ROOT / "articles"])
-    qa = H.load_qa(ROOT / "eval" / "qa.jsonl", articles)
+    qa = H.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
     assert len(qa) >= 100
     assert {q.type for q in qa} == set(H.QA_TYPES)
     for q in qa:
@@ -301,8 +301,8 @@ def test_bundled_gold_set_evidence_is_verbatim():
 def test_heldout_gold_set_is_separate_and_verbatim():
     """eval/qa_heldout.jsonl: questions written after the main set's calibration, none repeated."""
     articles = H.article_texts([ROOT / "articles"])
-    held = H.load_qa(ROOT / "eval" / "qa_heldout.jsonl", articles)
-    main = H.load_qa(ROOT / "eval" / "qa.jsonl", articles)
+    held = H.load_qa(ROOT / "eval" / "data" / "qa_heldout.jsonl", articles)
+    main = H.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
     assert len(held) >= 25 and {q.type for q in held} >= {"who", "numeric", "unanswerable", "multi_doc"}
     assert not {q.question for q in held} & {q.question for q in main}
     assert not {q.id for q in held} & {q.id for q in main}

@@ -10,8 +10,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_ARTICLES = PROJECT_ROOT / "articles"
 
 
+DATA_DIR = PROJECT_ROOT / "data"  # build output and uploads (gitignored), never the source tree
+
+
 def default_index_dir() -> Path:
-    return Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / "index"))
+    return Path(os.environ.get("RAG_INDEX_DIR", DATA_DIR / "index"))
+
+
+def uploads_dir_for(index_dir: Path) -> Path:
+    """The folder that chat uploads are copied into: beside the index (``data/index`` ->
+    ``data/index-uploads``), never inside it, so an index rebuild or swap cannot touch them."""
+    index_dir = Path(index_dir)
+    return index_dir.parent / f"{index_dir.name}-uploads"
 
 
 MAX_QUESTION_CHARS = 2000

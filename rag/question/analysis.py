@@ -7,8 +7,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 
-from .config import MAX_QUESTION_CHARS
-from .errors import BadInputError
+from rag.settings import MAX_QUESTION_CHARS
+from rag.errors import BadInputError
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_article, sentence_spans_in
-from rag.embed import _pool_spans_batch, normalize
+from index.chunking import chunk_article, sentence_spans_in
+from index.embed import _pool_spans_batch, normalize
 from rag.errors import RagError
-from rag.ingest import collect
+from index.ingest import collect
 
 from conftest import ARTICLES
 
@@ -82,7 +82,7 @@ def test_chunk_vectors_equal_encode_and_sentence_vectors_equal_per_chunk_pooling
 
 
 def test_vectors_do_not_depend_on_the_batching(minilm, bundled_chunks):
-    from rag.embed import MiniLMEmbedder
+    from index.embed import MiniLMEmbedder
 
     texts, spans = bundled_chunks
     small = MiniLMEmbedder(batch_size=3)

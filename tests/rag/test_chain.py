@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import BadInputError
-from rag.query import analyze, focus_noun, question_type
+from rag.question.analysis import analyze, focus_noun, question_type
 
 
 def check_citations(ans, pipeline):
@@ -125,15 +125,15 @@ def test_bad_input_is_a_clear_error(pipeline, kwargs, needle):
     ],
 )
 def test_period_parts_join_an_operation_and_its_year(question, parts):
-    from rag.query import with_known_operations
-    from rag.retrieve import multi_period, period_parts
+    from rag.question.analysis import with_known_operations
+    from rag.retrieval.search import multi_period, period_parts
 
     q = with_known_operations(analyze(question), ["Pillar of Defense", "Shield and Arrow"])
     assert period_parts(q) == parts and multi_period(q)
 
 
 def test_period_part_needs_every_cue(pipeline):
-    from rag.retrieve import in_part
+    from rag.retrieval.search import in_part
 
     by_year = {a.date[:4]: a for a in pipeline.index.articles.values() if a.date and a.date[:4] in ("2012", "2023")}
     pillar = [a for a in pipeline.index.articles.values() if "Pillar of Defense" in a.text]
@@ -145,7 +145,7 @@ def test_period_part_needs_every_cue(pipeline):
 
 
 def test_how_many_needs_the_number_next_to_the_counted_noun():
-    from rag.retrieve import has_answer_type
+    from rag.retrieval.search import has_answer_type
 
     q = analyze("How many rockets did Islamic Jihad fire at Tel Aviv?")
     assert q.qtype == "number"
@@ -155,7 +155,7 @@ def test_how_many_needs_the_number_next_to_the_counted_noun():
 
 
 def test_how_old_accepts_ages_in_words():
-    from rag.retrieve import has_answer_type
+    from rag.retrieval.search import has_answer_type
 
     q = analyze("How old were the two siblings killed in the strike?")
     assert has_answer_type("number", "Among the slain were two siblings, ages seven and eleven.", q)
@@ -164,7 +164,7 @@ def test_how_old_accepts_ages_in_words():
 
 
 def test_authorship_questions_name_the_byline():
-    from rag.answer import AUTHOR_Q
+    from rag.answering.extractive import AUTHOR_Q
 
     assert AUTHOR_Q.search("Which reporter wrote the November 21, 2012 piece on the ceasefire push?")
     assert AUTHOR_Q.search("Who wrote the article about the truce offer?")

@@ -137,7 +137,7 @@ def test_eval_every_nth_question(built, tmp_path):
     r = rag("eval", "--index-dir", built, "--every", 10, "--no-baseline", "--out", out)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "clean" / "metrics.json").read_text())
-    n = sum(1 for line in (ROOT / "eval" / "qa.jsonl").read_text().splitlines() if line.strip())
+    n = sum(1 for line in (ROOT / "eval" / "data" / "qa.jsonl").read_text().splitlines() if line.strip())
     assert m["questions"] == len(range(0, n, 10))
     r = rag("eval", "--index-dir", built, "--every", 0, "--out", out)
     assert r.returncode == 2 and "--every must be at least 1" in r.stderr and "Traceback" not in r.stderr

@@ -9,7 +9,7 @@ Layout::
     sentences.faiss  sentence vectors from the same encoder pass, FAISS id = position key
     bm25/            bm25s index over chunk texts (numpy arrays saved without pickle, JSON vocab)
 
-Both FAISS files are ``rag.vector_index.VectorIndex`` indexes: exact ``Flat`` below
+Both FAISS files are ``index.vector_index.VectorIndex`` indexes: exact ``Flat`` below
 ``FLAT_MAX`` live vectors, ``HNSW32`` from there on, switched by size as articles are added or
 removed (HNSW deletions are tombstones inside the file until a rebuild). The manifest's
 ``vector_indexes`` records, per file, the type, live vectors, tombstones and every file its
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
-from .embed import Embedder
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
-from .ingest import Corpus
-from .types import Article, Chunk, content_hash
+from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
+from index.embed import Embedder
+from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
+from index.ingest import Corpus
+from rag.types import Article, Chunk, content_hash
 
 FORMAT_VERSION = 2  # 2: VectorIndex files (Flat or HNSW by size), manifest "vector_indexes"
 MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
@@ -189,7 +189,7 @@ class IndexStore:
     def load(self) -> Index:
         manifest = self.read_manifest()
         self.check_manifest(manifest)
-        from .vector_index import VectorIndex
+        from index.vector_index import VectorIndex
 
         vec_meta = manifest.get("vector_indexes")
         checksums = manifest.get("checksums", {})
@@ -254,11 +254,11 @@ class IndexStore:
         in the corpus are deleted. Idempotent; writes atomically.
 
         Both vector indexes pick their type by size (``VectorIndex`` with automatic type): Flat
-        while small, HNSW32 once past ``rag.vector_index.FLAT_MAX`` live vectors; removed
+        while small, HNSW32 once past ``index.vector_index.FLAT_MAX`` live vectors; removed
         articles become HNSW tombstones until the index rebuilds itself."""
         import faiss
 
-        from .vector_index import VectorIndex
+        from index.vector_index import VectorIndex
 
         # a query sets FAISS to one thread for the process (rag/retrieve.py); building uses every core
         faiss.omp_set_num_threads(os.cpu_count() or 1)

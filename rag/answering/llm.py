@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInputError, RagError
-from .text import ABBREVIATIONS, sentence_spans
-from .types import Answer, Article, Citation, Passage, Span
+from rag.errors import BadInputError, RagError
+from index.sentences import ABBREVIATIONS, sentence_spans
+from rag.types import Answer, Article, Citation, Passage, Span
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import BadInputError, RagError
-from .types import Article, Chunk, Span, content_hash
+from rag.errors import BadInputError, RagError
+from rag.types import Article, Chunk, Span, content_hash
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RagError
+from rag.errors import RagError
 
 LN_EPS = 1e-12  # config.json layer_norm_eps
 

@@ -13,10 +13,10 @@ import faiss
 import numpy as np
 import pytest
 
-from rag.embed import HashEmbedder
+from index.embed import HashEmbedder
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from rag.ingest import collect
-from rag.store import IndexStore
+from index.ingest import collect
+from index.store import IndexStore
 
 from conftest import ARTICLES, ROOT
 
@@ -131,7 +131,7 @@ def test_crash_during_write_keeps_old_index(tmp_path, articles_copy, monkeypatch
     before = st.load()
     f = articles_copy / "004_f3772e32fd93a989.txt"
     f.write_text(f.read_text() + "\nAn update that will never land.\n")
-    import rag.store as store_mod
+    import index.store as store_mod
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -156,9 +156,9 @@ def test_killed_process_leaves_previous_index_loadable(tmp_path, articles_copy):
         (big / f"n{i}.txt").write_text(f"Story {i}\n\n" + "The council met again today in Town{i}. " * 40)
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
-        from rag.embed import HashEmbedder
-        from rag.ingest import collect
-        from rag.store import IndexStore
+        from index.embed import HashEmbedder
+        from index.ingest import collect
+        from index.store import IndexStore
         IndexStore({str(tmp_path / 'idx')!r}, HashEmbedder(64)).update(collect([{str(big)!r}]), prune=True)
     """)
     for delay in (0.3, 0.8, 1.5):
@@ -243,7 +243,7 @@ def test_manifest_must_match_the_vector_files(tmp_path, articles_copy):
 
 
 # ---------------------------------------------------------------- HNSW inside the store
-# rag.vector_index switches to HNSW at FLAT_MAX live vectors (30,000); the tests lower it to
+# index.vector_index switches to HNSW at FLAT_MAX live vectors (30,000); the tests lower it to
 # SMALL_FLAT_MAX so that the bundled articles plus SYNTHETIC bulletins (~240 chunks, ~1,440
 # sentences with HashEmbedder) cross it.
 SMALL_FLAT_MAX = 200
@@ -264,7 +264,7 @@ def write_bulletins(d, n=SYNTHETIC, sentences=40):
 
 @pytest.fixture
 def small_flat_max(monkeypatch):
-    import rag.vector_index as vi
+    import index.vector_index as vi
 
     monkeypatch.setattr(vi, "FLAT_MAX", SMALL_FLAT_MAX)
     return SMALL_FLAT_MAX
@@ -297,15 +297,15 @@ def chunk_ids_of(ix, source):
 
 
 def sentence_keys_of(ix, source):
-    from rag.store import sentence_key
+    from index.store import sentence_key
 
     d = ix.by_source[source]
     return [sentence_key(ix.doc_seq[d], i) for i in range(len(ix.articles[d].sentences))]
 
 
 def test_store_past_the_threshold_builds_hnsw_and_round_trips(tmp_path, articles_copy, small_flat_max, hnsw_corpus):
-    from rag.retrieve import _faiss_search
-    from rag.store import sentence_key
+    from rag.retrieval.search import _faiss_search
+    from index.store import sentence_key
 
     emb = HashEmbedder(64)
     st = IndexStore(tmp_path / "idx", emb)
@@ -363,7 +363,7 @@ def test_store_past_the_threshold_builds_hnsw_and_round_trips(tmp_path, articles
 
 
 def test_hnsw_store_update_and_prune_leave_no_stale_vectors(tmp_path, small_flat_max, hnsw_corpus):
-    from rag.retrieve import _faiss_search
+    from rag.retrieval.search import _faiss_search
 
     emb = HashEmbedder(64)
     st = IndexStore(tmp_path / "idx", emb)
@@ -426,8 +426,8 @@ def test_hnsw_store_update_and_prune_leave_no_stale_vectors(tmp_path, small_flat
 @pytest.mark.parametrize("flat_max", [None, SMALL_FLAT_MAX], ids=["flat", "hnsw"])
 @pytest.mark.parametrize("walk", [False, True], ids=["exact-candidates", "graph-walk"])
 def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hnsw_corpus, flat_max, walk):
-    import rag.vector_index as vi
-    from rag.retrieve import _faiss_search, _restrict
+    import index.vector_index as vi
+    from rag.retrieval.search import _faiss_search, _restrict
 
     if flat_max:
         monkeypatch.setattr(vi, "FLAT_MAX", flat_max)
@@ -458,7 +458,7 @@ def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hn
 
 
 def test_building_after_a_query_uses_every_core(tmp_path, articles_copy):
-    from rag.retrieve import _faiss_search
+    from rag.retrieval.search import _faiss_search
 
     store = IndexStore(tmp_path / "ix", HashEmbedder())
     store.update(collect([articles_copy]))

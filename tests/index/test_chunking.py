@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import ChunkSettings, check_chunks, chunk_article, sentence_spans_in
+from index.chunking import ChunkSettings, check_chunks, chunk_article, sentence_spans_in
 from rag.errors import BadInputError
-from rag.ingest import collect, parse_article
+from index.ingest import collect, parse_article
 
 from conftest import ARTICLES
 

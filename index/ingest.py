@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
 
-from .errors import ArticleError, BadInputError, EmptyCorpusError
-from .text import find_debris, lines, sentence_spans
-from .types import Article, Span, content_hash
+from rag.errors import ArticleError, BadInputError, EmptyCorpusError
+from index.sentences import find_debris, lines, sentence_spans
+from rag.types import Article, Span, content_hash
 
 log = logging.getLogger(__name__)
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from . import config as C
+from rag import settings as C
 from dataclasses import replace
 
-from .query import STOPWORDS, Question, words
+from rag.question.analysis import STOPWORDS, Question, words
 import re
 
-from .retrieve import (
+from rag.retrieval.search import (
     Retrieval, ScoredSentence, Statistics, has_answer_type, in_part, multi_period, period_parts, scoring_terms, stem,
     stems, weighted_share,
 )
-from .store import Index
-from .types import Answer, Citation
+from index.store import Index
+from rag.types import Answer, Citation
 
 ABSTAIN_TEXT = "The articles don't say."
 
@@ -316,7 +316,7 @@ def period_support(q: Question, evidence: list[ScoredSentence], index: Index) ->
 def passages_with_citations(passages, cited: list[tuple[str, int, int]], index: Index, extra=()):
     """The passages that hold the cited spans come first (in citation order), then those holding
     the ``extra`` spans (where the period is named), then the rest in retrieval order."""
-    from .types import Passage
+    from rag.types import Passage
 
     def holding(doc_id: str, start: int, end: int):
         hit = next((p for p in passages if p.doc_id == doc_id and p.start <= start and end <= p.end), None)

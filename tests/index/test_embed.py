@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rag.encoder import _erf, gelu, layer_norm
+from index.encoder import _erf, gelu, layer_norm
 
 from conftest import ARTICLES, ROOT
 
@@ -73,7 +73,7 @@ def test_answering_process_never_imports_torch(bundled_index_dir, entities):
 def test_spacy_import_leaves_torch_importable():
     code = (
         "import sys\n"
-        "from rag.answer import EntityTagger\n"
+        "from rag.answering.extractive import EntityTagger\n"
         "ents = EntityTagger().entities('Egyptian President Mohammed Morsi met Erdogan in Cairo on Saturday.')\n"
         "assert 'torch' not in sys.modules\n"
         "import torch\n"

@@ -1,0 +1,1 @@
+"""Question analysis: what is asked, about which period, expecting which answer type."""

@@ -1,0 +1,1 @@
+"""Retrieval: first-stage search and fusion, then sentence scoring."""
