@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from index import lexicon
 from rag.errors import BadInputError, RagError
 
 if TYPE_CHECKING:
@@ -202,14 +203,9 @@ def article_texts(paths: Sequence[Path | str] | None = None) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # metric functions
 # ---------------------------------------------------------------------------------------------
-_UNITS = {
-    w: i for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen".split()
-    )
-}
-_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_UNITS = {w: v for w, v in lexicon.number_values("cardinal").items() if v < 20}
+_TENS = {w: v for w, v in lexicon.number_values("cardinal").items() if v >= 20}
+_SCALES = {w: v for w, v in lexicon.number_values("scale").items() if v >= 100}
 _DIGIT_SCALE = re.compile(r"\b(\d+(?:\.\d+)?)\s+(thousand|million|billion)\b")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
 
+from index import lexicon
 from rag.errors import ArticleError, BadInputError, EmptyCorpusError
 from index.sentences import find_debris, lines, sentence_spans
 from rag.types import Article, Span, content_hash
@@ -20,19 +21,8 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".txt", ".md")
 MAX_BYTES = 50 * 1024 * 1024  # one article; larger files are refused, not read into memory
 
-MONTHS = {
-    m: i + 1
-    for i, names in enumerate(
-        [
-            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
-            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
-            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
-            ("december", "dec"),
-        ]
-    )
-    for m in names
-}
-_MONTH_RE = r"(January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
+MONTHS = lexicon.month_numbers()  # name or abbreviation -> 1..12
+_MONTH_RE = "(" + lexicon.alternation(sorted(MONTHS, key=len, reverse=True)) + r")\.?"  # longest first
 DATE_MDY = re.compile(_MONTH_RE + r"\s+(\d{1,2}),?\s+(\d{4})")
 DATE_DMY = re.compile(r"\b(\d{1,2})\s+" + _MONTH_RE + r",?\s+(\d{4})")
 BYLINE = re.compile(r"^\s*(?:By|Author:)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){0,3})")

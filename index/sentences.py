@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from index import lexicon
 from rag.types import Span
 
 # Lines that are page furniture, not article text.
@@ -16,11 +17,7 @@ DEBRIS_LINE = re.compile(
 )
 
 # Words after which a period does not end a sentence.
-ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof gen maj col lt sgt capt cmdr adm gov sen rep rev st jr sr inc ltd co corp
-    vs etc no jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e a.m p.m mt ft
-    dept est approx fig""".split()
-)
+ABBREVIATIONS = lexicon.words("abbreviations")
 
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+)")
 _CREDIT_TAIL = re.compile(r"\s*\([^()]*\)\s*$")  # "(AP Photo/Name)" stays with its caption

@@ -34,11 +34,12 @@ import numpy as np
 
 from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
 from index.embed import Embedder
+from index.lexical import bm25_tokenize
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from index.ingest import Corpus
 from rag.types import Article, Chunk, content_hash
 
-FORMAT_VERSION = 2  # 2: VectorIndex files (Flat or HNSW by size), manifest "vector_indexes"
+FORMAT_VERSION = 3  # 2: VectorIndex files (Flat or HNSW by size); 3: BM25 over index.lexical (Snowball stems)
 MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
 FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
 VECTOR_FILES = ("chunks.faiss", "sentences.faiss")
@@ -474,12 +475,6 @@ def _fsync_dir(path: Path) -> None:
         if p.is_file():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
-
-
-def bm25_tokenize(texts: list[str]):
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", show_progress=False)
 
 
 def _save_bm25(path: Path, chunks: list[Chunk], ids: list[int]) -> None:

@@ -16,7 +16,7 @@ from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from index.store import Index, IndexStore, UpdateReport, corpus_hash
-from rag.types import Answer
+from rag.types import ABSTAIN_TEXT, Answer
 
 MODES = ("extractive", "llm")
 
@@ -126,7 +126,7 @@ class RagPipeline:
         r = self.retrieve(question, history, k, since, until, sources)
         if not is_english(r.question.text):
             ans = build_answer(r, self.index, self.stats, self.tagger)
-            ans = _replace(ans, answer="The articles don't say. (The articles are in English; ask in English.)",
+            ans = _replace(ans, answer=f"{ABSTAIN_TEXT} (The articles are in English; ask in English.)",
                            abstained=True, citations=(), short_answer=None, note="question is not in English")
         else:
             ans = build_answer(r, self.index, self.stats, self.tagger)

@@ -8,6 +8,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+ABSTAIN_TEXT = "The articles don't say."  # every abstention, extractive or language model
+
 
 def content_hash(*parts: str, length: int = 16) -> str:
     h = hashlib.sha256()

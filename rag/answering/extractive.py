@@ -17,9 +17,8 @@ from rag.retrieval.search import (
     stems, weighted_share,
 )
 from index.store import Index
-from rag.types import Answer, Citation
+from rag.types import ABSTAIN_TEXT, Answer, Citation
 
-ABSTAIN_TEXT = "The articles don't say."
 
 # spaCy entity labels that answer each question type
 TYPE_LABELS = {

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from rag.errors import BadInputError, RagError
 from index.sentences import ABBREVIATIONS, sentence_spans
-from rag.types import Answer, Article, Citation, Passage, Span
+from index import lexical, lexicon
+from rag.types import ABSTAIN_TEXT, Answer, Article, Citation, Passage, Span
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -335,7 +336,6 @@ def chat_model_from_env(**overrides: Any) -> BaseChatModel:
 # The prompt
 # --------------------------------------------------------------------------------------------
 
-ABSTAIN_TEXT = "The articles don't say."
 
 SYSTEM_PROMPT = (
     "You answer questions about news articles using only the numbered passages given by the user. "
@@ -522,32 +522,8 @@ def is_abstention(sentence: str) -> bool:
 
 SUPPORT_THRESHOLD = 0.6  # share of a sentence's content words found in one evidence window
 
-STOP_WORDS = frozenset(
-    """a about above across after afterwards again against all almost along already also although
-    am among an and another any anyone anything are around as at be became because become been
-    before being below besides between both but by can cannot could did do does doing done down
-    during each either else even ever every few for from further had has have having he her here
-    hers herself him himself his how however i if in into is it its itself just least less many
-    may me meanwhile might more most much must my myself neither no nor not now of off on once
-    one's only onto or other others otherwise our ours ourselves out over own per perhaps quite
-    rather same several she should since so some still such than that the their theirs them
-    themselves then there thereby therefore these they this those though through throughout thus
-    to together too toward towards under until up upon us very via was we were what whatever when
-    whenever where whereas whether which while who whom whose why will with within without would
-    yet you your yours yourself yourselves don't doesn't didn't isn't aren't wasn't weren't won't
-    wouldn't can't couldn't shouldn't hasn't haven't hadn't it's that's there's according said
-    says say saying told tell tells stated reported reports added additionally despite overall yes
-    currently article articles passage passages""".split()
-)
-
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-    "hundred": 100, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
-    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
-}
+STOP_WORDS = lexical.STOPWORDS | lexicon.words("meta_words")
+NUMBER_WORDS = lexicon.number_values()
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)*")
 
@@ -562,15 +538,8 @@ def _norm_number(tok: str) -> str:
 
 
 def _stem(word: str) -> str:
-    """A crude, deterministic suffix stripper applied to both sides alike."""
     w = word.lower().replace("’", "'")
-    if w.endswith("'s"):
-        w = w[:-2]
-    w = w.rstrip("'")
-    for suf in ("ing", "ed", "es", "s", "e"):
-        if w.endswith(suf) and len(w) - len(suf) >= 3 and not w.endswith("ss"):
-            return w[: -len(suf)]
-    return w
+    return lexical.stem(w[:-2] if w.endswith("'s") else w.rstrip("'"))
 
 
 @dataclass(frozen=True)

@@ -7,28 +7,16 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 
+from index import lexical, lexicon
 from rag.settings import MAX_QUESTION_CHARS
 from rag.errors import BadInputError
 
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours out over own same
-    she should so some such than that the their theirs them themselves then there these they this
-    those through to too under until up very was we were what when where which while who whom whose
-    why will with would you your yours also say said says tell told according did does many much
-    whose one ones else ever get got give given make made take took per via yet still""".split()
-) | frozenset(  # words about the articles, not the events
-    """article articles coverage covered story stories report reports reported reporting describe
-    described describes mention mentioned mentions appear appears appeared name named piece""".split()
-)
+# question terms drop stop words and words about the articles rather than the events
+STOPWORDS = lexical.STOPWORDS | lexicon.words("meta_words")
 QUESTION_WORDS = frozenset("what when where which who whom whose why how".split())
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")  # as index.lexical, but keeping case
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
-_MONTH = re.compile(
-    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
+_MONTH = re.compile(rf"\b({lexicon.alternation(lexicon.month_names())})\b")
 # "Operation Pillar of Defense", "Operation Shield and Arrow": capitalised words joined by of/and/the
 OPERATION = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
 _FOLLOWUP_START = re.compile(r"^(and|but|also|what about|how about|then|so)\b", re.I)
@@ -80,8 +68,7 @@ def normalize_question(q: str) -> str:
     return q
 
 
-def words(text: str) -> list[str]:
-    return [w.strip("'’-").lower() for w in _WORD.findall(text)]
+words = lexical.words
 
 
 def content_terms(text: str) -> list[str]:

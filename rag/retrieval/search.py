@@ -16,14 +16,13 @@ import numpy as np
 from rag import settings as C
 from rag.errors import BadInputError
 from rag.question.analysis import OPERATION, STOPWORDS, Question, content_terms, core_text, words
-from index.store import Index, bm25_tokenize, sentence_key
+from index import lexical, lexicon
+from index.lexical import bm25_tokenize
+from index.store import Index, sentence_key
 from rag.types import Article, Passage
 
 # ---------- small text features ----------
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ions", "ion", "ments", "ment", "ers", "er", "ies", "ied", "es", "ed", "ly", "s")
-_NUMBER_WORDS = frozenset(
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands million millions dozens dozen half once twice thrice".split()
-)
+_NUMBER_WORDS = frozenset(lexicon.number_values()) | lexicon.words("quantity_words")
 _DIGITS = re.compile(r"\d")
 _WHEN = re.compile(
     r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.|today|yesterday|tonight|overnight|morning|evening|night|afternoon|noon|week|weekend|month|year|\d{4}|\d{1,2} ?[ap]\.?m\.?)\b",
@@ -33,14 +32,7 @@ _CAUSE = re.compile(r"\b(because|after|since|due to|sparked|triggered|in respons
 _CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z’'\-]+(?:\s+(?:al-|bin\s|of\s|de\s)?[A-Z][a-z’'\-]+)*)")
 
 
-@functools.lru_cache(maxsize=200_000)
-def stem(w: str) -> str:
-    """A light suffix stripper: rockets/rocket, causing/cause, responses/response."""
-    for suf in _SUFFIXES:
-        if len(w) > len(suf) + 3 and w.endswith(suf):
-            w = w[: -len(suf)]
-            break
-    return w[:-1] if len(w) > 4 and w.endswith("e") else w
+stem = lexical.stem
 
 
 def stems(text: str) -> set[str]:
@@ -52,7 +44,7 @@ _ASKS_DAY = re.compile(r"\b(what|which) day\b|\bday of the week\b", re.I)
 _YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
 _WEEKDAY_OR_DATE = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)\s+\d{1,2})\b")
 _HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
-_CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december".split())
+_CALENDAR = lexicon.words("weekdays") | frozenset(lexicon.month_names())
 _AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\bage[ds]? (?:\d+|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)", re.I)
 _COUNT_WINDOW = 4  # words between a number and the noun it counts ("launched 866 projectiles", "rocket attacks, 138 of which")
 _PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")

@@ -86,7 +86,7 @@ def test_manifest_records_what_was_built(tmp_path, articles_copy):
     st = make(tmp_path, dim=32)
     st.update(collect([articles_copy]))
     m = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert m["format_version"] == 2 and m["embedding_model"] == "hash-bow" and m["dim"] == 32
+    assert m["format_version"] == 3 and m["embedding_model"] == "hash-bow" and m["dim"] == 32
     n_sent = sum(len(a.sentences) for a in st.load().articles.values())
     assert m["vector_indexes"] == {
         "chunks.faiss": {"type": "Flat", "vectors": m["counts"]["chunks"], "tombstones": 0, "ef_search": None,
@@ -217,14 +217,14 @@ def test_old_format_is_refused_with_the_rebuild_hint(tmp_path, articles_copy):
     m["index_type"] = "IDMap2,Flat"
     del m["vector_indexes"]
     mf.write_text(json.dumps(m))
-    hint = r"format_version: index has 1, this program uses 2.*rag index --index-dir .* --rebuild"
+    hint = r"format_version: index has 1, this program uses 3.*rag index --index-dir .* --rebuild"
     with pytest.raises(IndexMismatchError, match=hint):
         st.load()
     with pytest.raises(IndexMismatchError, match=hint):
         st.update(collect([articles_copy]))
     assert st.stats()["index_type"] == "IDMap2,Flat"  # stats still reads the old manifest
     r = st.update(collect([articles_copy]), rebuild=True)
-    assert len(r.added) == 5 and st.load().manifest["format_version"] == 2
+    assert len(r.added) == 5 and st.load().manifest["format_version"] == 3
 
 
 def test_manifest_must_match_the_vector_files(tmp_path, articles_copy):
