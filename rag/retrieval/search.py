@@ -19,6 +19,7 @@ from rag.question.analysis import OPERATION, STOPWORDS, Question, content_terms,
 from index import lexical, lexicon
 from index.lexical import bm25_tokenize
 from index.store import Index, sentence_key
+from rag.retrieval.scoring import FEATURES, Candidate, LinearScorer, feature_matrix
 from rag.types import Article, Passage
 
 # ---------- small text features ----------
@@ -179,6 +180,7 @@ class ScoredSentence:
     period: float
     typed: bool
     chunk_id: int
+    features: tuple[float, ...] = ()  # scoring.FEATURES of this sentence
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,16 @@ def period_score(question: Question, article: Article, parts: tuple[tuple[str, .
     return score / cues
 
 
+# the hand-set weights of the rule-based chain, as a linear scorer over the same features
+HAND_SCORER = LinearScorer(
+    mean=np.zeros(len(FEATURES), dtype=np.float32),
+    scale=np.ones(len(FEATURES), dtype=np.float32),
+    coef=np.array([{"dense": C.W_DENSE, "lexical": C.W_LEXICAL, "context": C.W_CONTEXT, "chunk": C.W_CHUNK,
+                    "period": C.W_PERIOD, "typed": C.W_TYPE}.get(f, 0.0) for f in FEATURES], dtype=np.float32),
+    intercept=0.0,
+)
+
+
 def scoring_terms(question: Question) -> list[str]:
     """Stemmed question terms for sentence scoring. Words that only name the period are left
     out: the article-level period score carries them, and a sentence that merely repeats the
@@ -371,8 +383,10 @@ def retrieve(
     qv: np.ndarray,
     k: int = C.DEFAULT_K,
     filters: Filters = Filters(),
+    scorer: LinearScorer | None = None,
 ) -> Retrieval:
-    """``qv`` embeds the question without its period phrases (``core_text``)."""
+    """``qv`` embeds the question without its period phrases (``core_text``). ``scorer`` turns
+    each candidate sentence's features into its score (default: the hand weights)."""
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = (frozenset(d for d, a in index.articles.items() if filters.allows(a)) if filters.active
@@ -432,27 +446,49 @@ def retrieve(
     by_doc: dict[str, list[int]] = {}
     for d, i in cand:
         by_doc.setdefault(d, []).append(i)
-    scored: list[ScoredSentence] = []
+    rank_of = {cid: r for r, cid in enumerate(ranked)}
+    bm25_head = set(bm25_rank[: C.HEAD_PER_LIST])
+    name_stems = [stem(n.lower()) for n in question.names if n.lower() not in question.period_words]
+    keys: list[tuple[str, int]] = []
+    cands: list[Candidate] = []
     for d, idxs in by_doc.items():
         art = index.articles[d]
-        vecs = index.sentence_vectors(d, idxs)
-        cos = vecs @ qv
-        for i, c in zip(idxs, cos):
+        n_sent = len(art.sentences)
+        wanted = sorted({j for i in idxs for j in (i - 1, i, i + 1) if 0 <= j < n_sent})
+        cos_of = dict(zip(wanted, (index.sentence_vectors(d, wanted) @ qv).tolist()))
+        art_stems = stats.article_stems[d]
+        art_cov = weighted_share(q_terms, art_stems, stats)
+        names_art = sum(n in art_stems for n in name_stems) / len(name_stems) if name_stems else 1.0
+        for i in idxs:
             sp = art.sentences[i]
             text = art.text[sp.start : sp.end]
-            lex = weighted_share(q_terms, stats.sentence_stems[d][i], stats)
-            con = weighted_share(q_terms, stats.context(d, i), stats)
-            typed = has_answer_type(question.qtype, text, question, stats.sentence_stems[d][i])
+            sent_stems = stats.sentence_stems[d][i]
             cid = cand[(d, i)]
-            score = (
-                C.W_DENSE * float(c)
-                + C.W_LEXICAL * lex
-                + C.W_CONTEXT * con
-                + C.W_CHUNK * fused.get(cid, 0.0) / best
-                + C.W_PERIOD * periods[d]
-                + (C.W_TYPE if typed else 0.0)
-            )
-            scored.append(ScoredSentence(d, i, sp.start, sp.end, score, float(c), lex, con, periods[d], typed, cid))
+            keys.append((d, i))
+            cands.append(Candidate(
+                dense=cos_of[i],
+                dense_neighbour=max(cos_of.get(i - 1, -1.0), cos_of.get(i + 1, -1.0)),
+                lexical=weighted_share(q_terms, sent_stems, stats),
+                context=weighted_share(q_terms, stats.context(d, i), stats),
+                article_coverage=art_cov,
+                names_sentence=sum(n in sent_stems for n in name_stems) / len(name_stems) if name_stems else 1.0,
+                names_article=names_art,
+                chunk=fused.get(cid, 0.0) / best,
+                chunk_rank=rank_of.get(cid, len(ranked)),
+                bm25_head=cid in bm25_head,
+                period=periods[d],
+                typed=has_answer_type(question.qtype, text, question, sent_stems),
+                index=i,
+                sentences=n_sent,
+                words=len(text.split()),
+            ))
+    X = feature_matrix(cands)
+    logits = (scorer or HAND_SCORER).logits(X)
+    scored: list[ScoredSentence] = []
+    for (d, i), c, x, z in zip(keys, cands, X, logits):
+        sp = index.articles[d].sentences[i]
+        scored.append(ScoredSentence(d, i, sp.start, sp.end, float(z), c.dense, c.lexical, c.context, c.period,
+                                     c.typed, cand[(d, i)], tuple(float(v) for v in x)))
     scored.sort(key=lambda s: s.score, reverse=True)
     # a question that names a period is answered from the articles of that period only
     # (also when a filter left no article of that period: then only sentences stating it qualify)
