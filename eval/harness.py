@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eval.calibration import expected_calibration_error, reliability, write_chart
 from index import lexicon
 from rag.errors import BadInputError, RagError
 
@@ -64,7 +65,8 @@ F1_THRESHOLD = 0.6
 HEADLINE = (
     "evidence_recall@1", "evidence_recall@3", "evidence_recall@5", "evidence_recall@10", "mrr",
     "answer_accuracy", "citation_precision", "citation_recall",
-    "abstention_unanswerable", "abstention_answerable", "latency_p50_ms", "latency_p95_ms",
+    "abstention_unanswerable", "abstention_answerable", "short_answer_f1", "short_answer_em", "ece",
+    "latency_p50_ms", "latency_p95_ms",
 )
 BASELINE_HEADLINE = (
     "evidence_recall@1", "evidence_recall@3", "evidence_recall@5", "evidence_recall@10", "mrr",
@@ -505,6 +507,10 @@ class ItemResult:
     baseline_top: str | None = None
     baseline_sources: tuple[str, ...] = ()
     reasons: list[str] = field(default_factory=list)
+    confidence: float | None = None  # the answer's calibrated confidence (learned answerer)
+    best_right: bool | None = None  # the best sentence answers it right (also when abstained)
+    short_f1: float | None = None  # token F1 of the short answer (answerable items; 0 when none)
+    short_em: bool | None = None
 
 
 def score_item(item: QAItem, answer) -> ItemResult:
@@ -522,7 +528,30 @@ def score_item(item: QAItem, answer) -> ItemResult:
         res.correct = answer_correct(answer.answer, item.answers, short_answer=answer.short_answer,
                                      abstained=answer.abstained)
         res.cit_recall = citation_recall(res.cited_sources, item.docs)
+        short = None if answer.abstained else answer.short_answer
+        res.short_f1 = max(token_f1(short or "", g) for g in item.answers)
+        res.short_em = any(normalize_answer(short or "") == normalize_answer(g) for g in item.answers) if short else False
+    res.confidence = getattr(answer, "confidence", None)
+    if res.confidence is not None and not answer.abstained:
+        res.best_right = res.correct if item.answerable else False
     return res
+
+
+def best_sentence_right(pipeline, item: QAItem) -> bool:
+    """Whether the answerer's best sentence (the one it would cite) answers ``item`` right: from a
+    gold article and holding a gold answer or evidence. For calibration where it abstained."""
+    if not item.answerable:
+        return False
+    r = pipeline.retrieve(item.question, k=10)
+    if not r.sentences:
+        return False
+    s = r.sentences[0]
+    art = pipeline.index.articles[s.doc_id]
+    text = art.text[s.start : s.end]
+    return art.source in item.docs and (
+        any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
+        or any(contains_answer(text, a) for a in item.answers)
+    )
 
 
 def aggregate(results: Sequence[ItemResult], k: int = 5) -> dict[str, Any]:
@@ -540,6 +569,10 @@ def aggregate(results: Sequence[ItemResult], k: int = 5) -> dict[str, Any]:
     out["citation_recall"] = _mean([r.cit_recall or 0.0 for r in ans])
     out["abstention_unanswerable"] = _mean([r.abstained for r in una])
     out["abstention_answerable"] = _mean([r.abstained for r in ans])
+    out["short_answer_f1"] = _mean([r.short_f1 or 0.0 for r in ans])
+    out["short_answer_em"] = _mean([bool(r.short_em) for r in ans])
+    calib = [(r.confidence, r.best_right) for r in results if r.confidence is not None and r.best_right is not None]
+    out["ece"] = expected_calibration_error([c for c, _ in calib], [b for _, b in calib]) if calib else None
     lat = [r.latency_ms for r in results if r.latency_ms is not None]
     out["latency_p50_ms"] = _round(percentile(lat, 50), 1)
     out["latency_p95_ms"] = _round(percentile(lat, 95), 1)
@@ -635,6 +668,8 @@ def run_eval(
                 f.write(json.dumps({"id": it.id, "question": it.question, "error": res.error}, ensure_ascii=False) + "\n")
             else:
                 res = score_item(it, ans)
+                if res.confidence is not None and res.best_right is None:
+                    res.best_right = best_sentence_right(pipeline, it)
                 f.write(json.dumps({"id": it.id, **ans.to_json()}, ensure_ascii=False) + "\n")
             results.append(res)
     system_seconds = time.perf_counter() - t_start
@@ -718,6 +753,11 @@ def run_eval(
 
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     chart = _write_chart(out_dir / "per_type.png", metrics, k)
+    calib = [(r.confidence, bool(r.best_right)) for r in results if r.confidence is not None and r.best_right is not None]
+    metrics["reliability"] = reliability([c for c, _ in calib], [b for _, b in calib])
+    metrics["reliability_chart"] = write_chart(
+        out_dir / "reliability.png", [c for c, _ in calib], [b for _, b in calib], title=f"{label}: {len(calib)} questions")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(_report(metrics, results, k, chart), encoding="utf-8")
     return metrics
 
@@ -853,6 +893,19 @@ def _report(metrics: dict, results: Sequence[ItemResult], k: int, chart: str) ->
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
     L.append(f"![per-type results]({chart})")
+    if metrics.get("reliability_chart"):
+        L.append("")
+        L.append("## Confidence")
+        L.append("")
+        L.append("Reliability of the answer's confidence (right = the best sentence answers it; unanswerable "
+                 "questions are never right) and the risk-coverage curve it gives.")
+        L.append("")
+        L.append("| confidence bin | questions | mean confidence | share right |")
+        L.append("|---|---:|---:|---:|")
+        for b in metrics["reliability"]:
+            L.append(f"| {b['lo']:.1f}-{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
+        L.append("")
+        L.append(f"![reliability and risk-coverage]({metrics['reliability_chart']})")
     L.append("")
     L.append("## Counts")
     L.append("")

@@ -168,6 +168,20 @@ def _print_headline(m: dict) -> None:
             print(f"{k:26s} {v:.3f}" if isinstance(v, float) else f"{k:26s} {v}")
 
 
+def cmd_train(args) -> int:
+    from eval.train import train
+
+    answerer, meta = train(out=args.out)
+    m = meta["metrics"]
+    print(f"trained on {meta['data']['train']['questions']} questions ({meta['train_rows']} sentences); "
+          f"C = {meta['regularisation_C']} and threshold = {meta['threshold']:.2f} chosen on dev "
+          f"({meta['data']['dev']['questions']} questions)")
+    for name, row in m.items():
+        print(f"  {name:18s} " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    print(f"model: {args.out or C.ANSWERER_MODEL}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from ui.app import launch
 
@@ -221,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="evaluate every N-th question only (a quick or language-model run; thresholds are for N=1)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="fit the learned answerer on the train split, choose on dev (eval/data/bbc)")
+    p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped rag/models/answerer.json)")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ui", help="open the chat in the browser (Gradio)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rag import settings as C
 from rag.answering.extractive import EntityTagger, build_answer
+from rag.answering.model import Answerer, load_answerer
 from index.embed import Embedder, MiniLMEmbedder
 from rag.errors import BadInputError
 from index.ingest import collect
@@ -28,12 +29,17 @@ class RagPipeline:
         embedder: Embedder | None = None,
         entities: bool = True,
         chat_model=None,
+        answerer: str = "learned",
     ):
+        if answerer not in C.ANSWERERS:
+            raise BadInputError(f"answerer must be one of {', '.join(C.ANSWERERS)}. Currently, it is {answerer!r}")
         self.index_dir = Path(index_dir) if index_dir else C.default_index_dir()
         self.embedder = embedder or MiniLMEmbedder()
         self.store = IndexStore(self.index_dir, self.embedder)
         self.tagger = EntityTagger() if entities else None
         self.chat_model = chat_model  # a LangChain chat model for mode="llm"
+        self.answerer_name = answerer
+        self._answerer: Answerer | None | bool = False  # False: not loaded yet
         self._index: Index | None = None
         self._stats: Statistics | None = None
         self._lock = threading.RLock()
@@ -85,6 +91,13 @@ class RagPipeline:
             return self.index_paths(paths, prune=True, progress=progress)
         return None
 
+    @property
+    def answerer(self) -> Answerer | None:
+        """The learned answerer (None: the hand rules answer, by choice or for want of a model)."""
+        if self._answerer is False:
+            self._answerer = load_answerer() if self.answerer_name == "learned" else None
+        return self._answerer  # type: ignore[return-value]
+
     # ---------- asking ----------
     def retrieve(
         self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
@@ -101,7 +114,8 @@ class RagPipeline:
         # one encoder pass: the question without its period phrases (the period is matched on
         # article metadata, and the words would pull in sentences that merely name it)
         qv = self.embedder.embed_query(core_text(q))
-        return retrieve(index, self.stats, q, qv, k, filters)
+        answerer = self.answerer
+        return retrieve(index, self.stats, q, qv, k, filters, scorer=answerer.scorer if answerer else None)
 
     def ask(
         self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
@@ -125,11 +139,11 @@ class RagPipeline:
         t0 = time.perf_counter()
         r = self.retrieve(question, history, k, since, until, sources)
         if not is_english(r.question.text):
-            ans = build_answer(r, self.index, self.stats, self.tagger)
+            ans = build_answer(r, self.index, self.stats, self.tagger, answerer=self.answerer)
             ans = _replace(ans, answer=f"{ABSTAIN_TEXT} (The articles are in English; ask in English.)",
                            abstained=True, citations=(), short_answer=None, note="question is not in English")
         else:
-            ans = build_answer(r, self.index, self.stats, self.tagger)
+            ans = build_answer(r, self.index, self.stats, self.tagger, answerer=self.answerer)
         if mode == "llm":
             from rag.answering.llm import stream_llm_answer
 

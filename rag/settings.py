@@ -24,6 +24,10 @@ def uploads_dir_for(index_dir: Path) -> Path:
     return index_dir.parent / f"{index_dir.name}-uploads"
 
 
+# the learned answerer (rag train writes it; rag/answering/model.py reads it)
+ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
+ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a comparison
+
 MAX_QUESTION_CHARS = 2000
 
 # first stage

@@ -124,6 +124,7 @@ class Answer:
     short_answer: str | None = None  # the extracted span, when one was found
     mode: str = "extractive"
     note: str | None = None  # why the answer abstained, or how an LLM answer was checked
+    confidence: float | None = None  # calibrated probability that the answer is right (learned answerer)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,4 +137,5 @@ class Answer:
             "short_answer": self.short_answer,
             "mode": self.mode,
             "note": self.note,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
         }

@@ -73,3 +73,42 @@ def pipeline(bundled_index_dir, minilm):
     p = RagPipeline(index_dir=bundled_index_dir, embedder=minilm)
     p.warm_up()
     return p
+
+
+TINY_STORIES = {
+    "a_cranes.txt": """Harbour cranes return to Nordport
+
+By Ada Lane | June 2, 2022
+
+The port of Nordport installed four new harbour cranes on Tuesday. The cranes were built in Rotterdam.
+The harbour master said the cranes would double the port's capacity.
+""",
+    "b_library.txt": """Library reopens in Sudvale
+
+By Ben Ito | July 9, 2021
+
+The Sudvale library reopened after a two-year renovation that cost 3 million euros. Its new reading
+room seats 120 people.
+""",
+}
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    d = tmp_path / "tiny"
+    d.mkdir()
+    for name, text in TINY_STORIES.items():
+        (d / name).write_text(text, encoding="utf-8")
+    return d
+
+
+@pytest.fixture
+def tiny_pipeline(tmp_path, tiny_corpus):
+    """Two short stories indexed with the model-free hashing embedder: decision and scoring
+    rules run in milliseconds, without MiniLM."""
+    from index.embed import HashEmbedder
+    from rag.pipeline import RagPipeline
+
+    p = RagPipeline(index_dir=tmp_path / "tiny-index", embedder=HashEmbedder(), entities=False)
+    p.ensure_index([tiny_corpus])
+    return p

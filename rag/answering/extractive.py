@@ -17,6 +17,8 @@ from rag.retrieval.search import (
     stems, weighted_share,
 )
 from index.store import Index
+from rag.answering.decision import Decision, decide_learned
+from rag.answering.model import Answerer
 from rag.types import ABSTAIN_TEXT, Answer, Citation
 
 
@@ -101,13 +103,6 @@ def short_answer(question: Question, sentence: str, tagger: EntityTagger | None)
         return None
     found.sort()
     return found[0][2]
-
-
-@dataclass(frozen=True)
-class Decision:
-    abstain: bool
-    reason: str | None
-    evidence: tuple[ScoredSentence, ...]
 
 
 def coverage(question: Question, stats: Statistics, evidence: list[ScoredSentence]) -> float:
@@ -342,10 +337,13 @@ def passages_with_citations(passages, cited: list[tuple[str, int, int]], index: 
 
 
 def build_answer(
-    retrieval: Retrieval, index: Index, stats: Statistics, tagger: EntityTagger | None, latency_ms: float = 0.0
+    retrieval: Retrieval, index: Index, stats: Statistics, tagger: EntityTagger | None, latency_ms: float = 0.0,
+    answerer: Answerer | None = None,
 ) -> Answer:
+    """The cited extractive answer: the learned decision when ``answerer`` is given, else the
+    hand rules of ``decide``."""
     q = retrieval.question
-    d = decide(retrieval, stats, index)
+    d = decide_learned(retrieval, index, answerer) if answerer else decide(retrieval, stats, index)
     if d.abstain:
         return Answer(
             question=q.text,
@@ -354,6 +352,7 @@ def build_answer(
             passages=retrieval.passages,
             latency_ms=latency_ms,
             note=d.reason,
+            confidence=d.confidence,
         )
     citations: list[Citation] = []
     parts = []
@@ -388,4 +387,5 @@ def build_answer(
         latency_ms=latency_ms,
         short_answer=short,
         note=note,
+        confidence=d.confidence,
     )

@@ -1,0 +1,118 @@
+"""Split the written QA set by article into train / dev / test (about 60/20/20 of the questions).
+
+Articles joined by a multi-article question form one group, and a group goes whole to one
+split, so no article (and no question) sits in two splits. Groups are dealt per category in a
+seeded order, each to the split furthest below its share.
+
+    python -m eval.split RAW.jsonl [RAW2.jsonl ...] --typos T.jsonl [...]
+
+writes ``eval/data/bbc/{train,dev,test}.jsonl``, the ``*_typos.jsonl`` copies (each with its
+original's split) and ``splits.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
+SEED = 2026
+
+
+def _docs(d) -> list[str]:
+    doc = d["doc"] if isinstance(d, dict) else d.docs
+    if doc is None:
+        return []
+    return [doc] if isinstance(doc, str) else list(doc)
+
+
+def article_groups(items) -> dict[str, str]:
+    """Article -> its group's name (the smallest article name of the group), joining the
+    articles of every multi-article question (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for d in items:
+        docs = _docs(d)
+        for a in docs:
+            find(a)
+        for a, b in zip(docs, docs[1:]):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    return {a: find(a) for a in parent}
+
+
+def category(article: str) -> str:
+    return article.split("_")[1] if article.startswith("bbc_") else "other"
+
+
+def assign(items) -> dict[str, str]:
+    """Article -> split."""
+    groups = article_groups(items)
+    size: dict[str, int] = defaultdict(int)
+    for d in items:
+        docs = _docs(d)
+        if docs:
+            size[groups[docs[0]]] += 1
+    by_cat: dict[str, list[str]] = defaultdict(list)
+    for g in sorted(size):
+        by_cat[category(g)].append(g)
+    rng = random.Random(SEED)
+    split_of_group: dict[str, str] = {}
+    for cat in sorted(by_cat):
+        gs = by_cat[cat]
+        rng.shuffle(gs)
+        filled = {s: 0 for s in SHARES}
+        for g in sorted(gs, key=lambda g: -size[g]):  # big groups first, then fill the gaps
+            total = sum(filled.values()) + size[g]
+            s = max(SHARES, key=lambda s: SHARES[s] * total - filled[s])
+            split_of_group[g] = s
+            filled[s] += size[g]
+    return {a: split_of_group[g] for a, g in groups.items() if g in split_of_group}
+
+
+def main(argv=None) -> int:
+    from eval.bbc import QA_DIR
+
+    ap = argparse.ArgumentParser(prog="python -m eval.split")
+    ap.add_argument("raw", nargs="+", type=Path)
+    ap.add_argument("--typos", nargs="*", type=Path, default=[])
+    ap.add_argument("--out", type=Path, default=QA_DIR)
+    args = ap.parse_args(argv)
+    items = [json.loads(line) for p in args.raw for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    typos = [json.loads(line) for p in args.typos for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    split_of = assign(items)
+    split_of_id = {}
+    out: dict[str, list[dict]] = {s: [] for s in SHARES}
+    for d in items:
+        s = split_of[_docs(d)[0]]
+        split_of_id[d["id"]] = s
+        out[s].append(d)
+    out_t: dict[str, list[dict]] = {s: [] for s in SHARES}
+    for d in typos:
+        base = d["id"].removesuffix("-t")
+        out_t[split_of_id[base]].append(d)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for s in SHARES:
+        for name, rows in ((f"{s}.jsonl", out[s]), (f"{s}_typos.jsonl", out_t[s])):
+            (args.out / name).write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows), encoding="utf-8")
+    (args.out / "splits.json").write_text(
+        json.dumps({"seed": SEED, "shares": SHARES, "articles": dict(sorted(split_of.items()))}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+    for s in SHARES:
+        arts = sum(1 for v in split_of.values() if v == s)
+        print(f"{s:5s} {len(out[s]):5d} questions  {len(out_t[s]):4d} typo'd  {arts:4d} articles")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""``rag train``: fit the learned answerer on the train split, choose on the dev split.
+
+1. Every question of a split is run through the real first stage (BBC index, eligible articles
+   only); each candidate sentence gives one row of ``scoring.FEATURES`` and a label: it is gold
+   evidence (it holds, or is held by, an evidence string of a gold article).
+2. The evidence model is a logistic regression on the train rows. Its regularisation is chosen
+   on dev (top-1 evidence accuracy).
+3. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
+   the best sentence, fitted on out-of-fold predictions of train (folds by article group), with
+   the label "the best sentence is right" (always 0 for unanswerable questions).
+4. The threshold is the one that maximises, on dev, the share of questions handled right
+   (answerable: answered right; unanswerable: abstained).
+
+Seeded and deterministic; writes ``settings.ANSWERER_MODEL`` with a manifest (data hashes,
+choices, dev metrics; train metrics labelled in-sample)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eval.harness import QAItem, contains_answer, evidence_in, load_qa
+from rag.answering.model import Answerer, confidence_inputs, save_answerer
+from rag.retrieval.scoring import FEATURES, LinearScorer
+
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+FOLDS = 5
+SEED = 13
+
+
+@dataclass
+class QuestionRows:
+    item: QAItem
+    X: np.ndarray  # (n, FEATURES)
+    y: np.ndarray  # 1 = gold evidence sentence
+    right: np.ndarray  # 1 = citing this sentence answers the question right
+    keys: list[tuple[str, int]]  # (source, sentence index)
+    group: str  # the article group (split unit) of the question
+
+
+def sentence_labels(item: QAItem, source: str, text: str) -> tuple[bool, bool]:
+    """(is gold evidence, answers right) for one sentence."""
+    if not item.answerable or source not in item.docs:
+        return False, False
+    gold = any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
+    return gold, gold or any(contains_answer(text, a) for a in item.answers)
+
+
+def collect(pipeline, items: list[QAItem], groups: dict[str, str], desc: str) -> list[QuestionRows]:
+    """The candidate rows of every question (features do not depend on the scorer)."""
+    from tqdm import tqdm
+
+    index = pipeline.index
+    out = []
+    for item in tqdm(items, desc=desc, unit="q"):
+        r = pipeline.retrieve(item.question, k=10)
+        X = np.array([s.features for s in r.sentences], dtype=np.float32).reshape(-1, len(FEATURES))
+        y, right, keys = [], [], []
+        for s in r.sentences:
+            art = index.articles[s.doc_id]
+            g, ok = sentence_labels(item, art.source, art.text[s.start : s.end])
+            y.append(g)
+            right.append(ok)
+            keys.append((art.source, s.index))
+        group = groups.get(item.docs[0], item.id) if item.docs else item.id
+        out.append(QuestionRows(item, X, np.array(y, bool), np.array(right, bool), keys, group))
+    return out
+
+
+def fit_scorer(rows: list[QuestionRows], c: float) -> LinearScorer:
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([r.X for r in rows])
+    y = np.concatenate([r.y for r in rows])
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    lr = LogisticRegression(C=c, max_iter=2000, random_state=SEED)
+    lr.fit((X - mean) / scale, y)
+    return LinearScorer(mean.astype(np.float32), scale.astype(np.float32), lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
+
+
+def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool] | None:
+    """The confidence inputs of the best sentence and whether it is right (None: no candidate).
+    Mirrors ``rag.answering.decision.answer_confidence``."""
+    if len(r.X) == 0:
+        return None
+    z = scorer.logits(r.X)
+    order = np.argsort(-z, kind="stable")
+    t = int(order[0])
+    src, idx = r.keys[t]
+    second = next((float(z[j]) for j in order[1:] if r.keys[j][0] != src or abs(r.keys[j][1] - idx) > 1), None)
+    return confidence_inputs(float(z[t]), second, dict(zip(FEATURES, r.X[t].tolist()))), bool(r.right[t])
+
+
+def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence inputs and labels of every train question, each scored by a model that did not
+    see its article group."""
+    groups = sorted({r.group for r in rows})
+    rng = np.random.default_rng(SEED)
+    rng.shuffle(groups)
+    fold_of = {g: i % FOLDS for i, g in enumerate(groups)}
+    Z, t = [], []
+    for f in range(FOLDS):
+        fit = [r for r in rows if fold_of[r.group] != f]
+        held = [r for r in rows if fold_of[r.group] == f]
+        scorer = fit_scorer(fit, c)
+        for r in held:
+            top = top_answer(scorer, r)
+            if top:
+                Z.append(top[0])
+                t.append(top[1])
+    return np.array(Z, dtype=np.float64), np.array(t, dtype=bool)
+
+
+def fit_confidence(Z: np.ndarray, t: np.ndarray) -> tuple[tuple[float, ...], float]:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
+    lr.fit(Z, t)
+    return tuple(float(x) for x in lr.coef_[0]), float(lr.intercept_[0])
+
+
+def handled(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
+    """Share of questions handled right at ``threshold``: answerable ones answered right,
+    unanswerable ones abstained on."""
+    answered = conf >= threshold
+    return float(np.mean(np.where(answerable, answered & right, ~answered)))
+
+
+def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> float:
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    scores = [handled(conf, right, answerable, th) for th in grid]
+    best = max(scores)
+    # the middle of the best plateau, not its edge
+    best_grid = [th for th, s in zip(grid, scores) if s == best]
+    return float(best_grid[len(best_grid) // 2])
+
+
+def split_scores(answerer: Answerer, rows: list[QuestionRows]) -> dict:
+    """Top-1 evidence accuracy, handled-right share and abstention rates of ``answerer`` on rows
+    (the same decision as the pipeline's, without building answers)."""
+    conf, right, ans = [], [], []
+    for r in rows:
+        top = top_answer(answerer.scorer, r)
+        conf.append(answerer.confidence(top[0]) if top else 0.0)
+        right.append(bool(top and top[1]))
+        ans.append(r.item.answerable)
+    conf_a, right_a, ans_a = np.array(conf), np.array(right), np.array(ans)
+    answered = conf_a >= answerer.threshold
+    return {
+        "questions": len(rows),
+        "top1_right_answerable": round(float(right_a[ans_a].mean()), 4) if ans_a.any() else None,
+        "handled_right": round(handled(conf_a, right_a, ans_a, answerer.threshold), 4),
+        "abstain_unanswerable": round(float((~answered[~ans_a]).mean()), 4) if (~ans_a).any() else None,
+        "abstain_answerable": round(float((~answered[ans_a]).mean()), 4) if ans_a.any() else None,
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dict]:
+    from eval import bbc
+    from rag import settings as C
+
+    pipeline = bbc.ensure_index(answerer="rules")
+    articles = {a.source: a.text for a in pipeline.index.articles.values()}
+    splits = bbc.read_splits()
+    groups = {a: a for a in splits}
+    data = {s: load_qa(bbc.qa_path(s), articles) for s in ("train", "dev")}
+    rows = {s: collect(pipeline, items, groups, f"features {s}") for s, items in data.items()}
+    # group = the split unit: articles joined by a multi-article question share one
+    from eval.split import article_groups
+
+    unit = article_groups([*data["train"], *data["dev"]])
+    for rs in rows.values():
+        for r in rs:
+            r.group = unit.get(r.item.docs[0], r.item.id) if r.item.docs else r.item.id
+
+    # 2. regularisation chosen on dev (top-1 evidence accuracy over answerable questions)
+    choice = {}
+    for c in C_GRID:
+        scorer = fit_scorer(rows["train"], c)
+        tops = [top_answer(scorer, r) for r in rows["dev"] if r.item.answerable]
+        choice[c] = float(np.mean([bool(t and t[1]) for t in tops]))
+    c_best = max(C_GRID, key=lambda c: (choice[c], -abs(np.log10(c))))
+    # 3. confidence on out-of-fold train predictions; final scorer on all of train
+    Z, t = out_of_fold(rows["train"], c_best)
+    coef, intercept = fit_confidence(Z, t)
+    scorer = fit_scorer(rows["train"], c_best)
+    # 4. threshold on dev
+    prov = Answerer(scorer, coef, intercept, 0.5)
+    conf, right, ans = [], [], []
+    for r in rows["dev"]:
+        top = top_answer(scorer, r)
+        conf.append(prov.confidence(top[0]) if top else 0.0)
+        right.append(bool(top and top[1]))
+        ans.append(r.item.answerable)
+    threshold = choose_threshold(np.array(conf), np.array(right), np.array(ans))
+    meta = {
+        "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seed": SEED,
+        "data": {s: {"file": str(bbc.qa_path(s).relative_to(C.PROJECT_ROOT)), "sha256": _sha256(bbc.qa_path(s)),
+                     "questions": len(data[s])} for s in data},
+        "train_rows": int(sum(len(r.y) for r in rows["train"])),
+        "regularisation_C": c_best,
+        "dev_top1_by_C": {str(k): round(v, 4) for k, v in choice.items()},
+        "threshold": threshold,
+    }
+    answerer = Answerer(scorer, coef, intercept, threshold, meta)
+    meta["metrics"] = {"dev": split_scores(answerer, rows["dev"]),
+                       "train (in-sample)": split_scores(answerer, rows["train"])}
+    save_answerer(answerer, out or C.ANSWERER_MODEL)
+    return answerer, meta

@@ -1,0 +1,57 @@
+"""The fitting steps of ``rag train`` on synthetic rows (the full run is ``rag train``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eval.harness import QAItem
+from eval.train import QuestionRows, choose_threshold, fit_scorer, handled, out_of_fold, top_answer
+from rag.retrieval.scoring import FEATURES
+
+DENSE = FEATURES.index("dense")
+
+
+def _rows(n_questions: int, seed: int = 0) -> list[QuestionRows]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(n_questions):
+        X = rng.normal(size=(6, len(FEATURES))).astype(np.float32)
+        gold = int(rng.integers(6))
+        X[gold, DENSE] += 5.0  # the gold sentence stands out on one feature
+        y = np.zeros(6, bool)
+        y[gold] = True
+        item = QAItem(f"q{q}", "?", ("a",), (f"doc{q}.txt",), ("e",), "factoid")
+        rows.append(QuestionRows(item, X, y, y.copy(), [(f"doc{q}.txt", i * 3) for i in range(6)], f"g{q % 7}"))
+    return rows
+
+
+def test_the_scorer_learns_the_feature_that_separates_gold():
+    scorer = fit_scorer(_rows(60), c=1.0)
+    assert int(np.argmax(scorer.coef)) == DENSE
+    right = [top_answer(scorer, r)[1] for r in _rows(40, seed=1)]
+    assert np.mean(right) > 0.9
+
+
+def test_top_answer_margin_skips_neighbouring_sentences():
+    r = _rows(1)[0]
+    r.keys = [("d", 0), ("d", 1), ("d", 5), ("d", 6), ("e", 0), ("e", 1)]
+    r.X[:, :] = 0
+    r.X[:, DENSE] = [5, 4, 3, 0, 0, 0]
+    scorer = fit_scorer(_rows(60), c=1.0)
+    z = scorer.logits(r.X)
+    inputs, _ = top_answer(scorer, r)
+    assert inputs[0] == z[0] and inputs[1] == min(z[0] - z[2], 4.0)  # sentence 1 is adjacent: skipped
+
+
+def test_threshold_maximises_questions_handled_right():
+    conf = np.array([0.9, 0.8, 0.3, 0.2, 0.6])
+    right = np.array([True, True, False, False, False])
+    answerable = np.array([True, True, True, False, False])
+    th = choose_threshold(conf, right, answerable)
+    assert 0.6 < th <= 0.8
+    assert handled(conf, right, answerable, th) == 1.0 - 1 / 5  # only the answerable miss is lost
+
+
+def test_out_of_fold_rows_cover_every_question():
+    Z, t = out_of_fold(_rows(30), c=1.0)
+    assert Z.shape == (30, 4) and t.dtype == bool and t.mean() > 0.8

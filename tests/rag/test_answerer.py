@@ -1,0 +1,90 @@
+"""The learned answerer: its linear scorer, model file, calibrated confidence and decision."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.answering.decision import answer_confidence, decide_learned
+from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, load_answerer, save_answerer
+from rag.errors import RagError
+from rag.retrieval.scoring import FEATURES, LinearScorer
+
+
+def _scorer(coef=None) -> LinearScorer:
+    n = len(FEATURES)
+    c = np.zeros(n, np.float32) if coef is None else np.asarray(coef, np.float32)
+    return LinearScorer(np.zeros(n, np.float32), np.ones(n, np.float32), c, 0.0)
+
+
+def test_linear_scorer_logits_are_exact():
+    n = len(FEATURES)
+    s = LinearScorer(np.full(n, 1.0, np.float32), np.full(n, 2.0, np.float32), np.arange(n, dtype=np.float32), -1.0)
+    X = np.full((2, n), 3.0, np.float32)  # (3 - 1) / 2 = 1 for every feature
+    assert s.logits(X).tolist() == [float(sum(range(n)) - 1)] * 2
+    assert s.logits(np.zeros((0, n), np.float32)).shape == (0,)
+
+
+def test_scorer_refuses_a_model_with_other_features():
+    d = _scorer().to_json()
+    d["features"] = d["features"][:-1] + ["something_else"]
+    with pytest.raises(ValueError, match="something_else"):
+        LinearScorer.from_json(d)
+
+
+def test_confidence_inputs_cap_the_margin():
+    f = {"names_article": 0.5, "article_coverage": 0.25}
+    assert confidence_inputs(2.0, -5.0, f) == [2.0, 4.0, 0.5, 0.25]
+    assert confidence_inputs(2.0, 1.5, f) == [2.0, 0.5, 0.5, 0.25]
+    assert confidence_inputs(2.0, None, f)[1] == 4.0
+    assert len(CONFIDENCE_FEATURES) == 4
+
+
+def test_model_file_round_trip_and_a_broken_file_is_an_error(tmp_path):
+    a = Answerer(_scorer(np.linspace(-1, 1, len(FEATURES))), (1.0, 0.5, 0.25, 0.125), -0.5, 0.42, {"seed": 1})
+    path = tmp_path / "m.json"
+    save_answerer(a, path)
+    b = load_answerer(path)
+    assert b.threshold == 0.42 and b.confidence_coef == a.confidence_coef and b.meta == {"seed": 1}
+    assert np.allclose(b.scorer.coef, a.scorer.coef)
+    assert b.confidence([1.0, 0.0, 0.0, 0.0]) == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert load_answerer(tmp_path / "missing.json") is None
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": 1, "evidence": {}}))
+    with pytest.raises(RagError, match="rag train"):
+        load_answerer(bad)
+
+
+def test_decision_abstains_below_the_threshold_and_reports_the_confidence(tiny_pipeline):
+    coef = [1.0 if f in ("dense", "lexical") else 0.0 for f in FEATURES]
+    r = tiny_pipeline.retrieve("Where were the harbour cranes of Nordport built?")
+    low = Answerer(_scorer(coef), (1.0, 0.0, 0.0, 0.0), 0.0, 0.999)
+    d = decide_learned(r, tiny_pipeline.index, low)
+    expected = answer_confidence(r, low)
+    assert d.abstain and d.confidence == expected and f"{expected:.2f}" in d.reason
+    high = Answerer(_scorer(coef), (1.0, 0.0, 0.0, 0.0), 0.0, 0.0)
+    d = decide_learned(r, tiny_pipeline.index, high)
+    assert not d.abstain and d.evidence[0] == r.sentences[0]
+
+
+def test_ask_json_carries_the_confidence(tiny_pipeline):
+    coef = [{"lexical": 6.0, "title": -5.0}.get(f, 0.0) for f in FEATURES]
+    scorer = LinearScorer(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
+                          np.asarray(coef, np.float32), -3.0)
+    tiny_pipeline._answerer = Answerer(scorer, (1.0, 0.0, 0.0, 0.0), 0.0, 0.0)
+    ans = tiny_pipeline.ask("Where were the harbour cranes of Nordport built?")
+    assert not ans.abstained and 0.0 < ans.confidence < 1.0
+    assert ans.to_json()["confidence"] == round(ans.confidence, 4)
+    best = tiny_pipeline.retrieve("Where were the harbour cranes of Nordport built?").sentences[0]
+    assert [(c.source, c.start) for c in ans.citations] == [("a_cranes.txt", best.start)]  # the best sentence, alone
+    rules = type(tiny_pipeline)(index_dir=tiny_pipeline.index_dir, embedder=tiny_pipeline.embedder,
+                                entities=False, answerer="rules")
+    assert rules.ask("Where were the harbour cranes of Nordport built?").confidence is None
+
+
+def test_nothing_retrieved_abstains_whatever_the_model(tiny_pipeline):
+    tiny_pipeline._answerer = Answerer(_scorer(), (0.0, 0.0, 0.0, 0.0), 10.0, 0.0)
+    ans = tiny_pipeline.ask("Where were the cranes built?", since="2030-01-01")
+    assert ans.abstained and ans.note == "no article matches the filters"
