@@ -93,6 +93,8 @@ def format_answer(ans) -> str:
     if ans.short_answer:
         lines.append(f"Answer: {ans.short_answer}")
     lines.append(ans.answer)
+    if ans.confidence is not None:
+        lines.append(f"Confidence: {ans.confidence:.0%} (calibrated probability that the answer is right)")
     lines.append("")
     lines.append("Sources:")
     for c in ans.citations:

@@ -36,6 +36,7 @@ RRF_K = 60
 # second stage: sentence score = weights · features
 SENTENCE_CANDIDATE_CHUNKS = 12
 PART_CANDIDATES = 10  # dense sentences searched within each period of a multi-period question
+WHOLE_ARTICLES = 2  # every sentence of the best articles of the first stage is a candidate
 HEAD_PER_LIST = 3  # the top chunks of each first-stage list always reach the sentence stage
 W_DENSE = 1.0  # cosine(question, sentence)
 W_LEXICAL = 0.4  # IDF-weighted share of question terms in the sentence

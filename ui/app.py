@@ -85,6 +85,8 @@ mark.nr-mark-lead { background: #e5e7eb; }
 .nr-abstain { border-left: 3px solid #f59e0b; padding-left: 10px; }
 .nr-note { font-size: 0.82rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 .nr-footer { font-size: 0.72rem; color: var(--body-text-color-subdued); margin-top: 6px; }
+.nr-conf { border-radius: 8px; padding: 0 6px; border: 1px solid currentColor; cursor: help; }
+.nr-conf-high { color: #2e7d32; } .nr-conf-medium { color: #b26a00; } .nr-conf-low { color: #b3261e; }
 .nr-cursor { opacity: 0.6; }
 .nr-spinner { display: inline-block; width: 10px; height: 10px; border: 2px solid var(--border-color-primary);
   border-top-color: var(--color-accent); border-radius: 50%; animation: nr-spin 0.8s linear infinite;

@@ -156,8 +156,23 @@ def format_lead(i: int, p: Passage, article: Article | None) -> str:
     )
 
 
+def confidence_badge(answer: Answer) -> str:
+    """A small badge with the answer's calibrated confidence and a tooltip saying what it means
+    (nothing when the answerer gives none)."""
+    if answer.confidence is None:
+        return ""
+    pct = round(100 * answer.confidence)
+    level = "high" if answer.confidence >= 0.75 else "medium" if answer.confidence >= 0.5 else "low"
+    tip = (f"Confidence {pct}%: of past answers given with this confidence, about {pct} in 100 were right "
+           "(calibrated on questions the model was not trained on).")
+    return f'<span class="nr-conf nr-conf-{level}" title="{esc(tip)}">confidence {pct}%</span>'
+
+
 def _footer(answer: Answer) -> str:
     bits = [esc(answer.mode)]
+    badge = confidence_badge(answer)
+    if badge:
+        bits.append(badge)
     if answer.latency_ms:
         bits.append(f"{answer.latency_ms / 1000:.2f} s")
     return f'<div class="nr-footer">{" · ".join(bits)}</div>'

@@ -28,6 +28,13 @@ FEATURES = (
     "bm25_head",  # the chunk is among the top BM25 hits
     "period",  # the article matches the period the question names
     "typed",  # the sentence holds an answer of the asked type
+    "typed_number",  # ... for a how-many/how-much question
+    "typed_who",
+    "typed_when",
+    "typed_where",
+    "bigrams",  # share of the question's adjacent term pairs found adjacent in the sentence
+    "sentence_rank",  # 1 / (1 + rank of the sentence in the dense sentence search), 0 when not hit
+    "quote",  # the sentence holds a quotation mark
     "position",  # sentence index / sentences in the article
     "title",  # the sentence is the headline
     "length",  # log(1 + words)
@@ -50,6 +57,10 @@ class Candidate:
     bm25_head: bool
     period: float
     typed: bool
+    qtype: str
+    bigrams: float
+    sentence_rank: int | None
+    quote: bool
     index: int
     sentences: int
     words: int
@@ -65,7 +76,11 @@ def feature_matrix(cands: list[Candidate]) -> np.ndarray:
         (
             c.dense, c.dense - best_dense, c.dense_neighbour, c.lexical, c.lexical - best_lex, c.context,
             c.article_coverage, c.names_sentence, c.names_article, c.chunk, 1.0 / (1 + c.chunk_rank),
-            float(c.bm25_head), c.period, float(c.typed), c.index / max(c.sentences, 1), float(c.index == 0),
+            float(c.bm25_head), c.period, float(c.typed),
+            float(c.typed and c.qtype == "number"), float(c.typed and c.qtype == "who"),
+            float(c.typed and c.qtype == "when"), float(c.typed and c.qtype == "where"), c.bigrams,
+            0.0 if c.sentence_rank is None else 1.0 / (1 + c.sentence_rank), float(c.quote),
+            c.index / max(c.sentences, 1), float(c.index == 0),
             math.log1p(c.words),
         )
         for c in cands
@@ -106,6 +121,21 @@ class LinearScorer:
             "coef": [float(x) for x in self.coef],
             "intercept": float(self.intercept),
         }
+
+
+def bigram_share(question_terms: list[str], sentence_terms: list[str]) -> float:
+    """Share of the question's adjacent term pairs that are adjacent in the sentence too."""
+    pairs = set(zip(question_terms, question_terms[1:]))
+    if not pairs:
+        return 0.0
+    return len(pairs & set(zip(sentence_terms, sentence_terms[1:]))) / len(pairs)
+
+
+_QUOTES = frozenset('"“”‘’\'')
+
+
+def has_quote(text: str) -> bool:
+    return any(ch in _QUOTES for ch in text if ch != "'") or " '" in text
 
 
 def sigmoid(x):

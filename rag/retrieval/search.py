@@ -19,7 +19,7 @@ from rag.question.analysis import OPERATION, STOPWORDS, Question, content_terms,
 from index import lexical, lexicon
 from index.lexical import bm25_tokenize
 from index.store import Index, sentence_key
-from rag.retrieval.scoring import FEATURES, Candidate, LinearScorer, feature_matrix
+from rag.retrieval.scoring import FEATURES, Candidate, LinearScorer, bigram_share, feature_matrix, has_quote
 from rag.types import Article, Passage
 
 # ---------- small text features ----------
@@ -443,12 +443,21 @@ def retrieve(
             cid = next((c for c in index.chunks_by_doc[d] if i in index.chunks[c].sentences), None)
             if cid is not None:
                 cand[(d, i)] = cid
+    # every sentence of the best articles (an answer often sits next to the sentence that
+    # matches the question best, in a chunk that did not rank)
+    top_docs = list(dict.fromkeys(index.chunks[cid].doc_id for cid in ranked))[: C.WHOLE_ARTICLES]
+    for d in top_docs:
+        for cid in index.chunks_by_doc[d]:
+            for i in index.chunks[cid].sentences:
+                cand.setdefault((d, i), cid)
     by_doc: dict[str, list[int]] = {}
     for d, i in cand:
         by_doc.setdefault(d, []).append(i)
     rank_of = {cid: r for r, cid in enumerate(ranked)}
     bm25_head = set(bm25_rank[: C.HEAD_PER_LIST])
     name_stems = [stem(n.lower()) for n in question.names if n.lower() not in question.period_words]
+    q_seq = lexical.terms(core_text(question))
+    sent_rank = {key: r for r, key in enumerate(sent_dense)}
     keys: list[tuple[str, int]] = []
     cands: list[Candidate] = []
     for d, idxs in by_doc.items():
@@ -478,6 +487,10 @@ def retrieve(
                 bm25_head=cid in bm25_head,
                 period=periods[d],
                 typed=has_answer_type(question.qtype, text, question, sent_stems),
+                qtype=question.qtype,
+                bigrams=bigram_share(q_seq, lexical.terms(text)),
+                sentence_rank=sent_rank.get((d, i)),
+                quote=has_quote(text),
                 index=i,
                 sentences=n_sent,
                 words=len(text.split()),
@@ -490,14 +503,16 @@ def retrieve(
         scored.append(ScoredSentence(d, i, sp.start, sp.end, float(z), c.dense, c.lexical, c.context, c.period,
                                      c.typed, cand[(d, i)], tuple(float(v) for v in x)))
     scored.sort(key=lambda s: s.score, reverse=True)
-    # a question that names a period is answered from the articles of that period only
-    # (also when a filter left no article of that period: then only sentences stating it qualify)
+    # a question that names a period is answered from the dated articles of that period only
+    # (also when a filter left no article of that period: then only sentences stating it qualify);
+    # an undated article cannot be placed outside the period, so it stays
     top_period = max(periods.values(), default=0.0)
     if question.years or question.months or question.operations:
         cues = [str(y) for y in question.years] + [op.lower() for op in question.operations]
         scored = [
             s for s in scored
             if (top_period > 0 and s.period >= top_period)
+            or index.articles[s.doc_id].date is None
             or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
         ]
 

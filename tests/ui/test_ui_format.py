@@ -289,3 +289,15 @@ def test_update_report_and_refusal_messages():
 def test_footer(ms, expected):
     a = Answer(question="q", answer="x [1]", abstained=False, latency_ms=ms)
     assert F.format_answer(a).endswith(f'<div class="nr-footer">{expected}</div></div>')
+
+
+def test_confidence_badge_says_what_the_number_means():
+    from rag.types import Answer
+    from ui.format import confidence_badge, format_answer
+
+    a = Answer("q?", "It was built in Rotterdam. [1]", False, confidence=0.8312)
+    badge = confidence_badge(a)
+    assert "confidence 83%" in badge and "nr-conf-high" in badge and "about 83 in 100 were right" in badge
+    assert badge in format_answer(a)
+    assert confidence_badge(Answer("q?", "x", False)) == ""
+    assert "nr-conf-low" in confidence_badge(Answer("q?", "x", True, confidence=0.2))
