@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.harness import QAItem, contains_answer, evidence_in, load_qa
-from rag.answering.model import Answerer, confidence_inputs, save_answerer
+from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, save_answerer
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -72,16 +72,20 @@ def collect(pipeline, items: list[QAItem], groups: dict[str, str], desc: str) ->
 
 
 def fit_scorer(rows: list[QuestionRows], c: float) -> LinearScorer:
+    return fit_linear(np.concatenate([r.X for r in rows]), np.concatenate([r.y for r in rows]), c, FEATURES)
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, c: float, names: tuple[str, ...]) -> LinearScorer:
+    """A standardised, L2-regularised logistic regression as a ``LinearScorer``."""
     from sklearn.linear_model import LogisticRegression
 
-    X = np.concatenate([r.X for r in rows])
-    y = np.concatenate([r.y for r in rows])
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale < 1e-6] = 1.0
     lr = LogisticRegression(C=c, max_iter=2000, random_state=SEED)
     lr.fit((X - mean) / scale, y)
-    return LinearScorer(mean.astype(np.float32), scale.astype(np.float32), lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
+    return LinearScorer(mean.astype(np.float32), scale.astype(np.float32), lr.coef_[0].astype(np.float32),
+                        float(lr.intercept_[0]), names)
 
 
 def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool] | None:
@@ -94,7 +98,7 @@ def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool
     t = int(order[0])
     src, idx = r.keys[t]
     second = next((float(z[j]) for j in order[1:] if r.keys[j][0] != src or abs(r.keys[j][1] - idx) > 1), None)
-    return confidence_inputs(float(z[t]), second, dict(zip(FEATURES, r.X[t].tolist()))), bool(r.right[t])
+    return confidence_inputs(float(z[t]), second, r.X[t].tolist()), bool(r.right[t])
 
 
 def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -117,12 +121,8 @@ def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndar
     return np.array(Z, dtype=np.float64), np.array(t, dtype=bool)
 
 
-def fit_confidence(Z: np.ndarray, t: np.ndarray) -> tuple[tuple[float, ...], float]:
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
-    lr.fit(Z, t)
-    return tuple(float(x) for x in lr.coef_[0]), float(lr.intercept_[0])
+def fit_confidence(Z: np.ndarray, t: np.ndarray, c: float = 1.0) -> LinearScorer:
+    return fit_linear(Z, t, c, CONFIDENCE_FEATURES)
 
 
 def handled(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
@@ -192,10 +192,10 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
     c_best = max(C_GRID, key=lambda c: (choice[c], -abs(np.log10(c))))
     # 3. confidence on out-of-fold train predictions; final scorer on all of train
     Z, t = out_of_fold(rows["train"], c_best)
-    coef, intercept = fit_confidence(Z, t)
+    calibrator = fit_confidence(Z, t)
     scorer = fit_scorer(rows["train"], c_best)
     # 4. threshold on dev
-    prov = Answerer(scorer, coef, intercept, 0.5)
+    prov = Answerer(scorer, calibrator, 0.5)
     conf, right, ans = [], [], []
     for r in rows["dev"]:
         top = top_answer(scorer, r)
@@ -213,7 +213,7 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
         "dev_top1_by_C": {str(k): round(v, 4) for k, v in choice.items()},
         "threshold": threshold,
     }
-    answerer = Answerer(scorer, coef, intercept, threshold, meta)
+    answerer = Answerer(scorer, calibrator, threshold, meta)
     meta["metrics"] = {"dev": split_scores(answerer, rows["dev"]),
                        "train (in-sample)": split_scores(answerer, rows["train"])}
     save_answerer(answerer, out or C.ANSWERER_MODEL)

@@ -124,15 +124,24 @@ def cmd_eval(args) -> int:
 
     if args.every < 1:
         raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
+    if args.typos and not args.split:
+        raise BadInputError("--typos needs --split (train, dev or test)")
     out = Path(args.out)
     corpus = args.corpus or None
     tmp = None
     index_dir = args.index_dir
+    if args.split:  # the written BBC QA set: its split over the eligible BBC articles
+        from eval import bbc
+
+        args.qa = bbc.qa_path(args.split, typos=args.typos)
+        corpus = [bbc.DEFAULT_ARTICLES_DIR]
+        bbc.stage_articles(bbc.DEFAULT_ARTICLES_DIR)
+        index_dir = index_dir or bbc.DEFAULT_INDEX_DIR
     if corpus and index_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
         index_dir = Path(tmp.name) / "index"
     try:
-        p = RagPipeline(index_dir=index_dir)
+        p = RagPipeline(index_dir=index_dir, answerer=args.answerer)
         paths = corpus or [C.BUNDLED_ARTICLES]
         p.ensure_index(paths, progress=_progress_bar("indexing"))
         articles = {a.source: a.text for a in p.index.articles.values()}
@@ -141,7 +150,7 @@ def cmd_eval(args) -> int:
         result = {"clean": metrics}
         if args.distractors == "bbc":
             with tempfile.TemporaryDirectory(prefix="rag-eval-bbc-") as d:
-                pb = RagPipeline(index_dir=Path(d) / "index")
+                pb = RagPipeline(index_dir=Path(d) / "index", answerer=args.answerer)
                 # the package's file names repeat across categories: stage them under unique names
                 bbc = stage_bbc(Path(d) / "bbc")
                 pb.index_paths(list(paths) + bbc, progress=_progress_bar("indexing BBC"))
@@ -226,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate against hand-written Q&A pairs")
     p.add_argument("--qa", type=Path, default=C.PROJECT_ROOT / "eval" / "data" / "qa.jsonl")
     p.add_argument("--corpus", type=Path, nargs="+", help="articles to index and evaluate on (default: the bundled index)")
+    p.add_argument("--split", choices=["train", "dev", "test"],
+                   help="the written BBC QA set's split, over the eligible BBC articles (eval/data/bbc)")
+    p.add_argument("--typos", action="store_true", help="with --split: the typo'd copies of that split")
+    p.add_argument("--answerer", choices=list(C.ANSWERERS), default="learned",
+                   help="learned (default) or the hand-rule chain, for comparison")
     index_dir(p)
     p.add_argument("--distractors", choices=["bbc"], help="also run with the 2,225 BBC News articles added")
     p.add_argument("--out", type=Path, default=C.PROJECT_ROOT / "eval" / "runs" / "latest")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 from rag import settings as C
@@ -17,7 +18,7 @@ from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from index.store import Index, IndexStore, UpdateReport, corpus_hash
-from rag.types import ABSTAIN_TEXT, Answer
+from rag.types import ABSTAIN_TEXT, Answer, Request
 
 MODES = ("extractive", "llm")
 
@@ -99,12 +100,12 @@ class RagPipeline:
         return self._answerer  # type: ignore[return-value]
 
     # ---------- asking ----------
-    def retrieve(
-        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
-        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
-    ) -> Retrieval:
+    def retrieve(self, request: Request | str, **options: Any) -> Retrieval:
+        """The ranked passages and scored sentences for a question (``Request.of(request, **options)``)."""
+        req = Request.of(request, **options)
+        question, history, since, until = req.question, req.history, req.since, req.until
         q = with_known_operations(analyze(question, list(history or [])), self.stats.operations)
-        filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), tuple(sources))
+        filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), req.sources)
         if filters.since and filters.until and filters.since > filters.until:
             raise BadInputError(f"--since {filters.since} is after --until {filters.until}")
         index = self.index
@@ -115,29 +116,24 @@ class RagPipeline:
         # article metadata, and the words would pull in sentences that merely name it)
         qv = self.embedder.embed_query(core_text(q))
         answerer = self.answerer
-        return retrieve(index, self.stats, q, qv, k, filters, scorer=answerer.scorer if answerer else None)
+        return retrieve(index, self.stats, q, qv, req.k, filters, scorer=answerer.scorer if answerer else None)
 
-    def ask(
-        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
-        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
-        mode: str = "extractive",
-    ) -> Answer:
+    def ask(self, request: Request | str, **options: Any) -> Answer:
+        """The checked answer to ``Request.of(request, **options)``."""
         final = None
-        for final in self.stream(question, history, k, since, until, sources, mode):
+        for final in self.stream(request, **options):
             pass
         assert isinstance(final, Answer)
         return final
 
-    def stream(
-        self, question: str, history: Sequence[str] | None = None, k: int = C.DEFAULT_K,
-        since: str | None = None, until: str | None = None, sources: Sequence[str] = (),
-        mode: str = "extractive",
-    ) -> Iterator[str | Answer]:
+    def stream(self, request: Request | str, **options: Any) -> Iterator[str | Answer]:
         """Yields text deltas (language-model mode) and finally the checked Answer."""
+        req = Request.of(request, **options)
+        mode = req.mode
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}. Currently, mode is {mode!r}")
         t0 = time.perf_counter()
-        r = self.retrieve(question, history, k, since, until, sources)
+        r = self.retrieve(req)
         if not is_english(r.question.text):
             ans = build_answer(r, self.index, self.stats, self.tagger, answerer=self.answerer)
             ans = _replace(ans, answer=f"{ABSTAIN_TEXT} (The articles are in English; ask in English.)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ABSTAIN_TEXT = "The articles don't say."  # every abstention, extractive or language model
@@ -111,6 +111,30 @@ class Passage:
     end: int
     text: str
     score: float
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question with its options, as ``RagPipeline.ask/stream/retrieve`` take it."""
+
+    question: str
+    history: tuple[str, ...] = ()  # the user's earlier questions, oldest first
+    k: int = 5  # passages to return (settings.DEFAULT_K)
+    since: str | None = None  # YYYY-MM-DD
+    until: str | None = None
+    sources: tuple[str, ...] = ()  # only these article file names
+    mode: str = "extractive"  # or "llm"
+
+    @classmethod
+    def of(cls, question: "str | Request", **options: Any) -> "Request":
+        """``question`` as a Request, with ``options`` (None values dropped) replacing its fields."""
+        options = {k: v for k, v in options.items() if v is not None}
+        for key in ("history", "sources"):
+            if key in options:
+                options[key] = tuple(options[key])
+        if isinstance(question, Request):
+            return replace(question, **options)
+        return cls(question, **options)
 
 
 @dataclass(frozen=True)

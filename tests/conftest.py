@@ -112,3 +112,13 @@ def tiny_pipeline(tmp_path, tiny_corpus):
     p = RagPipeline(index_dir=tmp_path / "tiny-index", embedder=HashEmbedder(), entities=False)
     p.ensure_index([tiny_corpus])
     return p
+
+
+@pytest.fixture(scope="session")
+def rules_pipeline(bundled_index_dir, minilm):
+    """The hand-rule chain (``answerer="rules"``), kept as the comparison to the learned one."""
+    from rag.pipeline import RagPipeline
+
+    p = RagPipeline(index_dir=bundled_index_dir, embedder=minilm, answerer="rules")
+    p.warm_up()
+    return p

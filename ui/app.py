@@ -30,7 +30,7 @@ from rag import settings as C  # noqa: E402
 from rag.errors import ArticleError, RagError  # noqa: E402
 from index.ingest import SUFFIXES, decode, parse_article  # noqa: E402
 from rag.pipeline import RagPipeline  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import Answer, Request  # noqa: E402
 
 from . import format as F  # noqa: E402
 
@@ -254,10 +254,10 @@ def build_app(
                     "Retrieving passages, then the local language model writes the answer — on a CPU this can "
                     "take a few minutes. Its draft streams in here and is checked against the articles.")
                 yield "", messages(turns + [pending]), turns, keep, keep, keep
-            stream = pipeline.stream(
-                q, history, int(k or C.DEFAULT_K), (since or "").strip() or None, (until or "").strip() or None,
+            stream = pipeline.stream(Request(
+                q, tuple(history), int(k or C.DEFAULT_K), (since or "").strip() or None, (until or "").strip() or None,
                 tuple(sources or ()), mode or "extractive",
-            )
+            ))
             final: Answer | None = None
             text = ""
             last = 0.0
@@ -362,9 +362,9 @@ def build_app(
     def _answer(question, since, until, sources, k, mode, history) -> Answer:
         try:
             status.wait()
-            return pipeline.ask(
-                question, list(history or []), int(k), since or None, until or None, tuple(sources or ()), mode,
-            )
+            return pipeline.ask(Request(
+                question, tuple(history or ()), int(k), since or None, until or None, tuple(sources or ()), mode,
+            ))
         except Exception as e:
             raise _user_error(e) from None
 

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 from rag.answering.model import Answerer, confidence_inputs
-from rag.retrieval.scoring import FEATURES
 from rag.retrieval.search import Retrieval, ScoredSentence, in_part, multi_period, period_parts
 from index.store import Index
 
@@ -40,8 +39,25 @@ def answer_confidence(retrieval: Retrieval, answerer: Answerer) -> float:
     ranked = retrieval.sentences
     top = ranked[0]
     second = next((s.score for s in ranked[1:] if s.doc_id != top.doc_id or abs(s.index - top.index) > 1), None)
-    feats = dict(zip(FEATURES, top.features))
-    return answerer.confidence(confidence_inputs(top.score, second, feats))
+    return answerer.confidence(confidence_inputs(top.score, second, top.features))
+
+
+TYPED_QUESTIONS = ("who", "number", "when", "where")  # answer types a sentence is checked for
+
+
+def attribution(retrieval: Retrieval, best: ScoredSentence) -> ScoredSentence | None:
+    """The sentence before (else after) the best one when that holds the asked answer type and
+    the best one does not: a quote and the sentence naming its speaker, a figure stated in the
+    next sentence."""
+    q = retrieval.question
+    if q.qtype not in TYPED_QUESTIONS or best.typed:
+        return None
+    by_key = {(s.doc_id, s.index): s for s in retrieval.sentences}
+    for j in (best.index - 1, best.index + 1):
+        s = by_key.get((best.doc_id, j))
+        if s is not None and s.typed:
+            return s
+    return None
 
 
 def extra_evidence(retrieval: Retrieval, index: Index, best: ScoredSentence) -> list[ScoredSentence]:
@@ -76,4 +92,6 @@ def decide_learned(retrieval: Retrieval, index: Index, answerer: Answerer) -> De
         return Decision(
             True, f"confidence {conf:.2f} is below the answering threshold {answerer.threshold:.2f}", (), conf
         )
-    return Decision(False, None, (best, *extra_evidence(retrieval, index, best)), conf)
+    near = attribution(retrieval, best)
+    evidence = [best] + ([near] if near else [])
+    return Decision(False, None, (*evidence, *[s for s in extra_evidence(retrieval, index, best) if s not in evidence]), conf)

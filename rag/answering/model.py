@@ -3,7 +3,7 @@
 
 * ``scorer``: the evidence model, log-odds that a sentence answers the question
   (``rag.retrieval.scoring.FEATURES``);
-* ``confidence``: a logistic calibration of the answer as a whole, over ``CONFIDENCE_FEATURES``
+* ``calibrator``: a logistic calibration of the answer as a whole, over ``CONFIDENCE_FEATURES``
   of the best sentence, fitted on out-of-fold predictions of the train split;
 * ``threshold``: the answer is given when its confidence reaches it (chosen on the dev split).
 """
@@ -18,41 +18,40 @@ from pathlib import Path
 
 from rag import settings as C
 from rag.errors import RagError
-from rag.retrieval.scoring import LinearScorer
+import numpy as np
 
-MODEL_FORMAT = 1
-# what the calibrated confidence of an answer is computed from
-CONFIDENCE_FEATURES = ("top_logit", "margin", "names_article", "article_coverage")
+from rag.retrieval.scoring import FEATURES, LinearScorer
+
+MODEL_FORMAT = 2
+# what the calibrated confidence of an answer is computed from: the best sentence's log-odds, its
+# margin over the best sentence elsewhere, and the best sentence's own features
+CONFIDENCE_FEATURES = ("top_logit", "margin", *FEATURES)
+MAX_MARGIN = 4.0
 
 
-def confidence_inputs(top_logit: float, second_logit: float | None, features: dict[str, float]) -> list[float]:
-    """``CONFIDENCE_FEATURES`` of an answer: the best sentence's log-odds, its margin over the
-    best sentence of another passage (4.0 when there is none), and two article-level shares."""
-    margin = min(top_logit - second_logit, 4.0) if second_logit is not None else 4.0
-    return [top_logit, margin, features["names_article"], features["article_coverage"]]
+def confidence_inputs(top_logit: float, second_logit: float | None, features) -> list[float]:
+    """``CONFIDENCE_FEATURES`` of an answer (the margin is capped at ``MAX_MARGIN``, which it also
+    is when no other sentence competes)."""
+    margin = min(top_logit - second_logit, MAX_MARGIN) if second_logit is not None else MAX_MARGIN
+    return [top_logit, margin, *features]
 
 
 @dataclass(frozen=True)
 class Answerer:
-    scorer: LinearScorer
-    confidence_coef: tuple[float, ...]
-    confidence_intercept: float
+    scorer: LinearScorer  # sentence log-odds over FEATURES
+    calibrator: LinearScorer  # answer log-odds over CONFIDENCE_FEATURES
     threshold: float
     meta: dict = field(default_factory=dict, compare=False)
 
     def confidence(self, inputs: list[float]) -> float:
-        z = sum(c * x for c, x in zip(self.confidence_coef, inputs)) + self.confidence_intercept
+        z = float(self.calibrator.logits(np.asarray([inputs], dtype=np.float32))[0])
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
     def to_json(self) -> dict:
         return {
             "format": MODEL_FORMAT,
             "evidence": self.scorer.to_json(),
-            "confidence": {
-                "features": list(CONFIDENCE_FEATURES),
-                "coef": list(self.confidence_coef),
-                "intercept": self.confidence_intercept,
-            },
+            "confidence": self.calibrator.to_json(),
             "threshold": self.threshold,
             "meta": self.meta,
         }
@@ -61,12 +60,9 @@ class Answerer:
     def from_json(cls, d: dict) -> Answerer:
         if d.get("format") != MODEL_FORMAT:
             raise ValueError(f"model format {d.get('format')!r}; this program reads format {MODEL_FORMAT}")
-        conf = d["confidence"]
-        if tuple(conf["features"]) != CONFIDENCE_FEATURES:
-            raise ValueError("the confidence features differ from this program's")
         return cls(
-            LinearScorer.from_json(d["evidence"]), tuple(float(c) for c in conf["coef"]),
-            float(conf["intercept"]), float(d["threshold"]), d.get("meta", {}),
+            LinearScorer.from_json(d["evidence"]), LinearScorer.from_json(d["confidence"], CONFIDENCE_FEATURES),
+            float(d["threshold"]), d.get("meta", {}),
         )
 
 

@@ -35,6 +35,8 @@ FEATURES = (
     "bigrams",  # share of the question's adjacent term pairs found adjacent in the sentence
     "sentence_rank",  # 1 / (1 + rank of the sentence in the dense sentence search), 0 when not hit
     "quote",  # the sentence holds a quotation mark
+    "missing_context",  # the rarest question term absent from the sentence +-2 and title (its IDF / the largest IDF)
+    "missing_article",  # the same for the whole article
     "position",  # sentence index / sentences in the article
     "title",  # the sentence is the headline
     "length",  # log(1 + words)
@@ -61,6 +63,8 @@ class Candidate:
     bigrams: float
     sentence_rank: int | None
     quote: bool
+    missing_context: float
+    missing_article: float
     index: int
     sentences: int
     words: int
@@ -80,6 +84,7 @@ def feature_matrix(cands: list[Candidate]) -> np.ndarray:
             float(c.typed and c.qtype == "number"), float(c.typed and c.qtype == "who"),
             float(c.typed and c.qtype == "when"), float(c.typed and c.qtype == "where"), c.bigrams,
             0.0 if c.sentence_rank is None else 1.0 / (1 + c.sentence_rank), float(c.quote),
+            c.missing_context, c.missing_article,
             c.index / max(c.sentences, 1), float(c.index == 0),
             math.log1p(c.words),
         )
@@ -90,12 +95,14 @@ def feature_matrix(cands: list[Candidate]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LinearScorer:
-    """log-odds = ((x - mean) / scale) . coef + intercept, over ``FEATURES``."""
+    """log-odds = ((x - mean) / scale) . coef + intercept, over the named inputs ``names``
+    (``FEATURES`` for the evidence model)."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    names: tuple[str, ...] = FEATURES
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
@@ -103,19 +110,19 @@ class LinearScorer:
         return ((X - self.mean) / self.scale) @ self.coef + self.intercept
 
     @classmethod
-    def from_json(cls, d: dict) -> LinearScorer:
-        names = tuple(d["features"])
-        if names != FEATURES:
-            missing = sorted(set(FEATURES) ^ set(names))
+    def from_json(cls, d: dict, names: tuple[str, ...] = FEATURES) -> LinearScorer:
+        got = tuple(d["features"])
+        if got != names:
+            missing = sorted(set(names) ^ set(got))
             raise ValueError(f"the model's features differ from this program's ({', '.join(missing) or 'order'})")
         return cls(
             np.asarray(d["mean"], dtype=np.float32), np.asarray(d["scale"], dtype=np.float32),
-            np.asarray(d["coef"], dtype=np.float32), float(d["intercept"]),
+            np.asarray(d["coef"], dtype=np.float32), float(d["intercept"]), names,
         )
 
     def to_json(self) -> dict:
         return {
-            "features": list(FEATURES),
+            "features": list(self.names),
             "mean": [float(x) for x in self.mean],
             "scale": [float(x) for x in self.scale],
             "coef": [float(x) for x in self.coef],

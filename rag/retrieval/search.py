@@ -235,6 +235,12 @@ def weighted_share(terms: list[str], present: set[str], stats: Statistics) -> fl
     return sum(stats.idf(t) for t in terms if t in present) / total if total else 0.0
 
 
+def rarest_missing(terms: list[str], present: frozenset[str] | set[str], stats: Statistics) -> float:
+    """The IDF of the rarest question term not in ``present``, over the largest IDF (0: none missing)."""
+    missing = [stats.idf(t) for t in terms if t not in present]
+    return max(missing) / stats.idf("\x00") if missing else 0.0
+
+
 def period_parts(question: Question) -> tuple[tuple[str, ...], ...]:
     """The separate periods a question names, each a tuple of cues an article must all match:
     an operation together with a year written next to it, or a year or operation alone. "In the
@@ -467,6 +473,7 @@ def retrieve(
         cos_of = dict(zip(wanted, (index.sentence_vectors(d, wanted) @ qv).tolist()))
         art_stems = stats.article_stems[d]
         art_cov = weighted_share(q_terms, art_stems, stats)
+        miss_art = rarest_missing(q_terms, art_stems, stats)
         names_art = sum(n in art_stems for n in name_stems) / len(name_stems) if name_stems else 1.0
         for i in idxs:
             sp = art.sentences[i]
@@ -478,7 +485,7 @@ def retrieve(
                 dense=cos_of[i],
                 dense_neighbour=max(cos_of.get(i - 1, -1.0), cos_of.get(i + 1, -1.0)),
                 lexical=weighted_share(q_terms, sent_stems, stats),
-                context=weighted_share(q_terms, stats.context(d, i), stats),
+                context=weighted_share(q_terms, ctx := stats.context(d, i), stats),
                 article_coverage=art_cov,
                 names_sentence=sum(n in sent_stems for n in name_stems) / len(name_stems) if name_stems else 1.0,
                 names_article=names_art,
@@ -491,6 +498,8 @@ def retrieve(
                 bigrams=bigram_share(q_seq, lexical.terms(text)),
                 sentence_rank=sent_rank.get((d, i)),
                 quote=has_quote(text),
+                missing_context=rarest_missing(q_terms, ctx, stats),
+                missing_article=miss_art,
                 index=i,
                 sentences=n_sent,
                 words=len(text.split()),

@@ -54,4 +54,4 @@ def test_threshold_maximises_questions_handled_right():
 
 def test_out_of_fold_rows_cover_every_question():
     Z, t = out_of_fold(_rows(30), c=1.0)
-    assert Z.shape == (30, 4) and t.dtype == bool and t.mean() > 0.8
+    assert Z.shape == (30, 2 + len(FEATURES)) and t.dtype == bool and t.mean() > 0.8

@@ -13,6 +13,14 @@ from rag.errors import RagError
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 
+def _calibrator(top: float = 1.0, intercept: float = 0.0) -> LinearScorer:
+    """Confidence = sigmoid(top * top_logit + intercept)."""
+    n = len(CONFIDENCE_FEATURES)
+    coef = np.zeros(n, np.float32)
+    coef[0] = top
+    return LinearScorer(np.zeros(n, np.float32), np.ones(n, np.float32), coef, intercept, CONFIDENCE_FEATURES)
+
+
 def _scorer(coef=None) -> LinearScorer:
     n = len(FEATURES)
     c = np.zeros(n, np.float32) if coef is None else np.asarray(coef, np.float32)
@@ -35,24 +43,25 @@ def test_scorer_refuses_a_model_with_other_features():
 
 
 def test_confidence_inputs_cap_the_margin():
-    f = {"names_article": 0.5, "article_coverage": 0.25}
+    f = [0.5, 0.25]
     assert confidence_inputs(2.0, -5.0, f) == [2.0, 4.0, 0.5, 0.25]
     assert confidence_inputs(2.0, 1.5, f) == [2.0, 0.5, 0.5, 0.25]
     assert confidence_inputs(2.0, None, f)[1] == 4.0
-    assert len(CONFIDENCE_FEATURES) == 4
+    assert CONFIDENCE_FEATURES == ("top_logit", "margin", *FEATURES)
 
 
 def test_model_file_round_trip_and_a_broken_file_is_an_error(tmp_path):
-    a = Answerer(_scorer(np.linspace(-1, 1, len(FEATURES))), (1.0, 0.5, 0.25, 0.125), -0.5, 0.42, {"seed": 1})
+    a = Answerer(_scorer(np.linspace(-1, 1, len(FEATURES))), _calibrator(top=1.0, intercept=-0.5), 0.42, {"seed": 1})
     path = tmp_path / "m.json"
     save_answerer(a, path)
     b = load_answerer(path)
-    assert b.threshold == 0.42 and b.confidence_coef == a.confidence_coef and b.meta == {"seed": 1}
-    assert np.allclose(b.scorer.coef, a.scorer.coef)
-    assert b.confidence([1.0, 0.0, 0.0, 0.0]) == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert b.threshold == 0.42 and b.meta == {"seed": 1}
+    assert np.allclose(b.scorer.coef, a.scorer.coef) and np.allclose(b.calibrator.coef, a.calibrator.coef)
+    inputs = [1.0] + [0.0] * (len(CONFIDENCE_FEATURES) - 1)
+    assert b.confidence(inputs) == pytest.approx(1 / (1 + np.exp(-0.5)))
     assert load_answerer(tmp_path / "missing.json") is None
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"format": 1, "evidence": {}}))
+    bad.write_text(json.dumps({"format": 2, "evidence": {}}))
     with pytest.raises(RagError, match="rag train"):
         load_answerer(bad)
 
@@ -60,11 +69,11 @@ def test_model_file_round_trip_and_a_broken_file_is_an_error(tmp_path):
 def test_decision_abstains_below_the_threshold_and_reports_the_confidence(tiny_pipeline):
     coef = [1.0 if f in ("dense", "lexical") else 0.0 for f in FEATURES]
     r = tiny_pipeline.retrieve("Where were the harbour cranes of Nordport built?")
-    low = Answerer(_scorer(coef), (1.0, 0.0, 0.0, 0.0), 0.0, 0.999)
+    low = Answerer(_scorer(coef), _calibrator(), 0.999)
     d = decide_learned(r, tiny_pipeline.index, low)
     expected = answer_confidence(r, low)
     assert d.abstain and d.confidence == expected and f"{expected:.2f}" in d.reason
-    high = Answerer(_scorer(coef), (1.0, 0.0, 0.0, 0.0), 0.0, 0.0)
+    high = Answerer(_scorer(coef), _calibrator(), 0.0)
     d = decide_learned(r, tiny_pipeline.index, high)
     assert not d.abstain and d.evidence[0] == r.sentences[0]
 
@@ -73,7 +82,7 @@ def test_ask_json_carries_the_confidence(tiny_pipeline):
     coef = [{"lexical": 6.0, "title": -5.0}.get(f, 0.0) for f in FEATURES]
     scorer = LinearScorer(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
                           np.asarray(coef, np.float32), -3.0)
-    tiny_pipeline._answerer = Answerer(scorer, (1.0, 0.0, 0.0, 0.0), 0.0, 0.0)
+    tiny_pipeline._answerer = Answerer(scorer, _calibrator(), 0.0)
     ans = tiny_pipeline.ask("Where were the harbour cranes of Nordport built?")
     assert not ans.abstained and 0.0 < ans.confidence < 1.0
     assert ans.to_json()["confidence"] == round(ans.confidence, 4)
@@ -85,6 +94,6 @@ def test_ask_json_carries_the_confidence(tiny_pipeline):
 
 
 def test_nothing_retrieved_abstains_whatever_the_model(tiny_pipeline):
-    tiny_pipeline._answerer = Answerer(_scorer(), (0.0, 0.0, 0.0, 0.0), 10.0, 0.0)
+    tiny_pipeline._answerer = Answerer(_scorer(), _calibrator(0.0, 10.0), 0.0)
     ans = tiny_pipeline.ask("Where were the cranes built?", since="2030-01-01")
     assert ans.abstained and ans.note == "no article matches the filters"
