@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 
 from rag.answering.model import Answerer, confidence_inputs
-from rag.retrieval.search import Retrieval, ScoredSentence, in_part, multi_period, period_parts
+from rag.question.periods import in_part, multi_period, period_parts
+from rag.retrieval.search import Retrieval, ScoredSentence
 from index.store import Index
 
 EXTRA_MIN_PROB = 0.5  # a further sentence is cited when it is more likely evidence than not

@@ -12,10 +12,9 @@ from dataclasses import replace
 from rag.question.analysis import STOPWORDS, Question, words
 import re
 
-from rag.retrieval.search import (
-    Retrieval, ScoredSentence, Statistics, has_answer_type, in_part, multi_period, period_parts, scoring_terms, stem,
-    stems, weighted_share,
-)
+from rag.question.answer_types import has_answer_type, stem, stems
+from rag.question.periods import in_part, multi_period, period_parts
+from rag.retrieval.search import Retrieval, ScoredSentence, Statistics, scoring_terms, weighted_share
 from index.store import Index
 from rag.answering.decision import Decision, decide_learned
 from rag.answering.model import Answerer

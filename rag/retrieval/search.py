@@ -15,121 +15,14 @@ import numpy as np
 
 from rag import settings as C
 from rag.errors import BadInputError
-from rag.question.analysis import OPERATION, STOPWORDS, Question, content_terms, core_text, words
-from index import lexical, lexicon
+from index import lexical
+from rag.question.analysis import OPERATION, Question, content_terms, core_text
+from rag.question.answer_types import has_answer_type, stem, stems
+from rag.question.periods import in_part, multi_period, period_parts, period_scores
 from index.lexical import bm25_tokenize
 from index.store import Index, sentence_key
 from rag.retrieval.scoring import FEATURES, Candidate, LinearScorer, bigram_share, feature_matrix, has_quote
 from rag.types import Article, Passage
-
-# ---------- small text features ----------
-_NUMBER_WORDS = frozenset(lexicon.number_values()) | lexicon.words("quantity_words")
-_DIGITS = re.compile(r"\d")
-_WHEN = re.compile(
-    r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.|today|yesterday|tonight|overnight|morning|evening|night|afternoon|noon|week|weekend|month|year|\d{4}|\d{1,2} ?[ap]\.?m\.?)\b",
-    re.I,
-)
-_CAUSE = re.compile(r"\b(because|after|since|due to|sparked|triggered|in response|retaliat\w*|following|so that|in order|to (?:stop|end|avoid|restore|ensure|protect)|prompted|led to|caused|reason|as a result|goal|aim)\b", re.I)
-_CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z’'\-]+(?:\s+(?:al-|bin\s|of\s|de\s)?[A-Z][a-z’'\-]+)*)")
-
-
-stem = lexical.stem
-
-
-def stems(text: str) -> set[str]:
-    return {stem(w) for w in words(text) if w not in STOPWORDS}
-
-
-_ASKS_YEAR = re.compile(r"\b(what|which) year\b", re.I)
-_ASKS_DAY = re.compile(r"\b(what|which) day\b|\bday of the week\b", re.I)
-_YEAR_IN_TEXT = re.compile(r"\b(19|20)\d\d\b")
-_WEEKDAY_OR_DATE = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|today|yesterday|(January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)\s+\d{1,2})\b")
-_HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|of the\s+)?((?:[a-z’'-]+\s+){0,2}?[a-z’'-]+?)(?=\s+(?:did|do|does|were|was|had|have|has|are|is|will|would|could|in|of|on|at|during|from|by|took|remained|said|live|lived|die|died|fire|fired|launch|launched|kill|killed|occur|occurred|take|injured|wounded|hit|struck)\b|\?|$)", re.I)
-_CALENDAR = lexicon.words("weekdays") | frozenset(lexicon.month_names())
-_AGE = re.compile(r"\b(\d+|[a-z]+)[- ]year[- ]old\b|\bage[ds]? (?:\d+|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)", re.I)
-_COUNT_WINDOW = 4  # words between a number and the noun it counts ("launched 866 projectiles", "rocket attacks, 138 of which")
-_PLACE = re.compile(r"\b(?:in|at|near|into|on|to|from|toward|towards|outside)\s+(?:the\s+)?([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*)")
-_VAGUE_COUNT_NOUNS = frozenset({"times", "time", "people", "days", "more", "of"})
-
-
-def _title_case(sentence: str) -> bool:
-    ws = [w for w in re.findall(r"[A-Za-z][\w’'-]*", sentence) if len(w) > 3]
-    return len(ws) >= 3 and sum(w[0].isupper() for w in ws) / len(ws) >= 0.85
-
-
-def same_word(a: str, b: str) -> bool:
-    """Same word up to inflection or demonym: rocket ~ rockets, Israel ~ Israeli, Italy ~ Italian."""
-    if a == b or stem(a) == stem(b):
-        return True
-    n = max(4, min(len(a), len(b)) - 2)
-    return min(len(a), len(b)) >= 5 and a[:n] == b[:n]
-
-
-def counts_noun(sentence: str, nouns: list[str], window: int = _COUNT_WINDOW) -> bool:
-    """A number stands within ``window`` words of the counted noun: "killed by Islamic Jihad
-    rockets" four words on from "four Gazan civilians" does not count rockets."""
-    if not nouns:
-        return True
-    toks = words(sentence)
-    head = stem(nouns[-1])
-    at = [i for i, w in enumerate(toks) if stem(w) == head]
-    nums = [i for i, w in enumerate(toks) if _DIGITS.search(w) or w in _NUMBER_WORDS]
-    return any(abs(i - j) <= window for i in at for j in nums)
-
-
-def has_answer_type(qtype: str, sentence: str, question: Question, sentence_stems: frozenset[str] | None = None) -> bool:
-    """Does the sentence hold an answer of the asked type? A number for "how many X" (with X in
-    the sentence), an age for "how old", a date or day for "when", a name not already in the
-    question for "who", a place after a preposition for "where", a causal phrase for "why"."""
-    q = question.text
-    if qtype == "number":
-        if re.search(r"\bhow old\b", q, re.I):
-            return bool(_AGE.search(sentence))
-        if not (_DIGITS.search(sentence) or any(w in _NUMBER_WORDS for w in words(sentence))):
-            return False
-        m = _HOW_MANY.search(q)
-        if m:
-            nouns = [w for w in words(m.group(1)) if w not in _VAGUE_COUNT_NOUNS and w not in STOPWORDS]
-            have = sentence_stems if sentence_stems is not None else stems(sentence)
-            return all(stem(w) in have for w in nouns) and counts_noun(sentence, nouns)
-        return True
-    if qtype == "when":
-        if _ASKS_YEAR.search(q):
-            return bool(_YEAR_IN_TEXT.search(sentence))
-        if _ASKS_DAY.search(q):
-            return bool(_WEEKDAY_OR_DATE.search(sentence))
-        return bool(_WHEN.search(sentence))
-    asked = {stem(w) for w in words(question.search_text)}
-    asked_words = set(words(question.search_text))
-    if qtype in ("who", "where") and _title_case(sentence):
-        return False  # a headline capitalises every word: no evidence of a name
-    if qtype == "who":
-        toks = words(sentence)
-        focus: list[int] = []
-        if question.focus:  # the role must occur as a phrase ("defense minister"); head positions
-            fs = [stem(f) for f in question.focus]
-            ts = [stem(w) for w in toks]
-            focus = [k + len(fs) - 1 for k in range(len(ts) - len(fs) + 1) if ts[k : k + len(fs)] == fs]
-            if not focus:
-                return False
-        for m in _CAPS.finditer(sentence):
-            name = [w for w in words(m.group(1)) if w not in _CALENDAR]
-            if not name or all(any(same_word(n, a) for a in asked_words) for n in name):
-                continue
-            if focus:  # the name must stand next to the role asked for
-                k = len(words(sentence[: m.start()]))
-                if not any(abs(k - f) <= 4 or abs(k + len(name) - 1 - f) <= 4 for f in focus):
-                    continue
-            return True
-        return False
-    if qtype == "where":
-        for m in _PLACE.finditer(sentence):
-            if not {stem(w) for w in words(m.group(1))} <= asked:
-                return True
-        return False
-    if qtype == "why":
-        return bool(_CAUSE.search(sentence))
-    return True
 
 
 # ---------- filters ----------
@@ -239,78 +132,6 @@ def rarest_missing(terms: list[str], present: frozenset[str] | set[str], stats: 
     """The IDF of the rarest question term not in ``present``, over the largest IDF (0: none missing)."""
     missing = [stats.idf(t) for t in terms if t not in present]
     return max(missing) / stats.idf("\x00") if missing else 0.0
-
-
-def period_parts(question: Question) -> tuple[tuple[str, ...], ...]:
-    """The separate periods a question names, each a tuple of cues an article must all match:
-    an operation together with a year written next to it, or a year or operation alone. "In the
-    2012 Pillar of Defense, the 2021 and the 2023 articles" has three: (Pillar of Defense, 2012),
-    (2021,) and (2023,); an article needs to match only one of them."""
-    years = {str(y) for y in question.years}
-    parts: list[tuple[str, ...]] = []
-    for op in question.operations:
-        name = r"(?:Operation\s+)?" + re.escape(op)
-        m = re.search(rf"\b((?:19|20)\d\d)(?:[’']s)?\s+{name}\b|\b{name}\s*,?\s*(?:\(|in\s+|of\s+)?((?:19|20)\d\d)\b",
-                      question.text, re.I)
-        year = next((g for g in (m.groups() if m else ()) if g in years), None)
-        if year:
-            years.discard(year)
-        parts.append((op, year) if year else (op,))
-    return tuple(parts) + tuple((y,) for y in sorted(years))
-
-
-def multi_period(question: Question) -> bool:
-    return question.multi and len(period_parts(question)) >= 2
-
-
-def in_part(part: tuple[str, ...], article: Article) -> bool:
-    """The article belongs to one period: its year (by date, else by title) and the operation it
-    names, as the part has them."""
-    for cue in part:
-        if cue.isdigit():
-            if not ((article.date or "")[:4] == cue if article.date else cue in article.title):
-                return False
-        elif cue.lower() not in article.lower_text:
-            return False
-    return True
-
-
-def period_scores(question: Question, articles) -> dict[str, float]:
-    """``period_score`` of each article, with the question's periods worked out once."""
-    if not (question.years or question.months or question.operations):
-        return {a.doc_id: 0.0 for a in articles}
-    parts = period_parts(question) if multi_period(question) else ()
-    return {a.doc_id: period_score(question, a, parts) for a in articles}
-
-
-def period_score(question: Question, article: Article, parts: tuple[tuple[str, ...], ...] | None = None) -> float:
-    """How well an article matches the period the question names (0 when it names none). For a
-    question about several periods (``parts``, computed when None), matching any one of them is
-    a full match."""
-    if not (question.years or question.months or question.operations):
-        return 0.0
-    if parts is None:
-        parts = period_parts(question) if multi_period(question) else ()
-    if parts:
-        return 1.0 if any(in_part(p, article) for p in parts) else 0.0
-    score, cues = 0.0, 0
-    year = int(article.date[:4]) if article.date else None
-    if question.years:
-        cues += 1
-        if year in question.years:
-            score += 1.0
-        elif any(str(y) in article.title for y in question.years):
-            score += 0.8
-    if question.months:
-        cues += 1
-        if article.date and date.fromisoformat(article.date).strftime("%B") in question.months:
-            score += 1.0
-    if question.operations:
-        cues += 1
-        low = article.lower_text
-        if any(op.lower() in low for op in question.operations):
-            score += 1.0
-    return score / cues
 
 
 # the hand-set weights of the rule-based chain, as a linear scorer over the same features

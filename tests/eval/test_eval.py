@@ -445,7 +445,9 @@ def _stub_case(tmp_path):
 def test_run_eval_end_to_end_on_stub(tmp_path):
     qa, pipe = _stub_case(tmp_path)
     out = tmp_path / "out"
-    m = H.run_eval(pipe, qa, out, k=3, progress=False, label="stubrun")
+    bars = tmp_path / "bars.json"
+    bars.write_text(json.dumps({"stub": {"evidence_recall@5": 0.97, "_note": "ignored"}}))
+    m = H.run_eval(pipe, qa, out, k=3, progress=False, label="stubrun", gate="stub", thresholds=bars)
     assert {c[1] for c in pipe.calls} == {10} and {c[2] for c in pipe.calls} == {"extractive"}
 
     # answerable q1, q2, q3, q5 with evidence ranks 1, 3, 2, None
@@ -467,7 +469,7 @@ def test_run_eval_end_to_end_on_stub(tmp_path):
     assert m["per_type"]["multi_doc"]["citation_recall"] == 0.5
     assert m["per_type"]["unanswerable"]["evidence_recall@5"] is None
     assert m["label"] == "stubrun" and m["k"] == 3
-    assert "evidence_recall@5 0.75 < 0.97" in m["threshold_failures"]
+    assert m["threshold_failures"] == ["evidence_recall@5 0.75 < 0.97"]
 
     b = m["baseline"]
     for key in ("evidence_recall@1", "evidence_recall@3", "evidence_recall@5", "evidence_recall@10", "mrr",

@@ -130,14 +130,14 @@ def test_bad_input_is_a_clear_error(pipeline, kwargs, needle):
 )
 def test_period_parts_join_an_operation_and_its_year(question, parts):
     from rag.question.analysis import with_known_operations
-    from rag.retrieval.search import multi_period, period_parts
+    from rag.question.periods import multi_period, period_parts
 
     q = with_known_operations(analyze(question), ["Pillar of Defense", "Shield and Arrow"])
     assert period_parts(q) == parts and multi_period(q)
 
 
 def test_period_part_needs_every_cue(pipeline):
-    from rag.retrieval.search import in_part
+    from rag.question.periods import in_part
 
     by_year = {a.date[:4]: a for a in pipeline.index.articles.values() if a.date and a.date[:4] in ("2012", "2023")}
     pillar = [a for a in pipeline.index.articles.values() if "Pillar of Defense" in a.text]
@@ -149,7 +149,7 @@ def test_period_part_needs_every_cue(pipeline):
 
 
 def test_how_many_needs_the_number_next_to_the_counted_noun():
-    from rag.retrieval.search import has_answer_type
+    from rag.question.answer_types import has_answer_type
 
     q = analyze("How many rockets did Islamic Jihad fire at Tel Aviv?")
     assert q.qtype == "number"
@@ -159,7 +159,7 @@ def test_how_many_needs_the_number_next_to_the_counted_noun():
 
 
 def test_how_old_accepts_ages_in_words():
-    from rag.retrieval.search import has_answer_type
+    from rag.question.answer_types import has_answer_type
 
     q = analyze("How old were the two siblings killed in the strike?")
     assert has_answer_type("number", "Among the slain were two siblings, ages seven and eleven.", q)
