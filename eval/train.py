@@ -8,8 +8,8 @@
 3. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
    the best sentence, fitted on out-of-fold predictions of train (folds by article group), with
    the label "the best sentence is right" (always 0 for unanswerable questions).
-4. The threshold is the one that maximises, on dev, the share of questions handled right
-   (answerable: answered right; unanswerable: abstained).
+4. The threshold is the one that maximises, on dev, right answers minus wrong answers (an answer
+   to an unanswerable question is wrong; abstaining counts 0).
 
 Seeded and deterministic; writes ``settings.ANSWERER_MODEL`` with a manifest (data hashes,
 choices, dev metrics; train metrics labelled in-sample)."""
@@ -25,9 +25,11 @@ import numpy as np
 
 from eval.harness import QAItem, contains_answer, evidence_in, load_qa
 from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, save_answerer
+from eval.adapter import save_adapter
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+ADAPTER_FILE = "question_adapter.safetensors"
 FOLDS = 5
 SEED = 13
 
@@ -101,13 +103,18 @@ def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool
     return confidence_inputs(float(z[t]), second, r.X[t].tolist()), bool(r.right[t])
 
 
-def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence inputs and labels of every train question, each scored by a model that did not
-    see its article group."""
+def folds(rows: list[QuestionRows]) -> dict[str, int]:
+    """Article group -> fold (seeded)."""
     groups = sorted({r.group for r in rows})
     rng = np.random.default_rng(SEED)
     rng.shuffle(groups)
-    fold_of = {g: i % FOLDS for i, g in enumerate(groups)}
+    return {g: i % FOLDS for i, g in enumerate(groups)}
+
+
+def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence inputs and labels of every train question, each scored by a model that did not
+    see its article group."""
+    fold_of = folds(rows)
     Z, t = [], []
     for f in range(FOLDS):
         fit = [r for r in rows if fold_of[r.group] != f]
@@ -132,9 +139,18 @@ def handled(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, thresho
     return float(np.mean(np.where(answerable, answered & right, ~answered)))
 
 
+def net_right(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
+    """Per question: +1 for a right answer, -1 for a wrong one (an answer to an unanswerable
+    question included), 0 for abstaining. A wrong answer costs as much as a right one gains:
+    with a calibrated confidence the best threshold is near 0.5."""
+    answered = conf >= threshold
+    ok = answered & right & answerable
+    return float((ok.sum() - (answered & ~ok).sum()) / len(conf))
+
+
 def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> float:
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    scores = [handled(conf, right, answerable, th) for th in grid]
+    scores = [net_right(conf, right, answerable, th) for th in grid]
     best = max(scores)
     # the middle of the best plateau, not its edge
     best_grid = [th for th, s in zip(grid, scores) if s == best]
@@ -156,9 +172,47 @@ def split_scores(answerer: Answerer, rows: list[QuestionRows]) -> dict:
         "questions": len(rows),
         "top1_right_answerable": round(float(right_a[ans_a].mean()), 4) if ans_a.any() else None,
         "handled_right": round(handled(conf_a, right_a, ans_a, answerer.threshold), 4),
+        "net_right": round(net_right(conf_a, right_a, ans_a, answerer.threshold), 4),
         "abstain_unanswerable": round(float((~answered[~ans_a]).mean()), 4) if (~ans_a).any() else None,
         "abstain_answerable": round(float((~answered[ans_a]).mean()), 4) if ans_a.any() else None,
     }
+
+
+def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: bool = True) -> dict:
+    """Fit the question adapter and fill the ``dense_tuned`` column: out of fold on train (each
+    fold's questions by an adapter that did not see their article group), by the adapter of all
+    of train on the other splits. Returns the final adapter's weights."""
+    from tqdm import tqdm
+
+    from eval.adapter import fit_adapter, tuned_cosines
+
+    col = FEATURES.index("dense_tuned")
+    index = pipeline.index
+
+    def vectors(r: QuestionRows) -> np.ndarray:
+        out = [index.sentence_vectors(index.by_source[src], [i])[0] for src, i in r.keys]
+        return np.array(out, np.float32).reshape(len(out), -1)
+
+    V = {s: [vectors(r) for r in rs] for s, rs in rows.items()}
+
+    def fill(weights, rs, vs):
+        for r, cos in zip(rs, tuned_cosines(weights, [r.item.question for r in rs], vs)):
+            if len(r.X):
+                r.X[:, col] = cos
+
+    train_rows, train_v = rows["train"], V["train"]
+    fold_of = folds(train_rows)
+    for f in tqdm(range(FOLDS + 1), desc="question adapter (folds, then all)", disable=not progress):
+        fit_idx = [i for i, r in enumerate(train_rows) if f == FOLDS or fold_of[r.group] != f]
+        weights = fit_adapter([train_rows[i].item.question for i in fit_idx], [train_v[i] for i in fit_idx],
+                              [train_rows[i].y for i in fit_idx], seed=SEED + f)
+        if f < FOLDS:
+            held = [i for i, r in enumerate(train_rows) if fold_of[r.group] == f]
+            fill(weights, [train_rows[i] for i in held], [train_v[i] for i in held])
+    for s, rs in rows.items():
+        if s != "train":
+            fill(weights, rs, V[s])
+    return weights
 
 
 def _sha256(path: Path) -> str:
@@ -183,6 +237,8 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
         for r in rs:
             r.group = unit.get(r.item.docs[0], r.item.id) if r.item.docs else r.item.id
 
+    # 1b. the question adapter and its feature
+    adapter_weights = add_adapter_column(pipeline, rows, progress)
     # 2. regularisation chosen on dev (top-1 evidence accuracy over answerable questions)
     choice = {}
     for c in C_GRID:
@@ -213,8 +269,11 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
         "dev_top1_by_C": {str(k): round(v, 4) for k, v in choice.items()},
         "threshold": threshold,
     }
-    answerer = Answerer(scorer, calibrator, threshold, meta)
+    out = Path(out or C.ANSWERER_MODEL)
+    adapter_path = out.parent / ADAPTER_FILE
+    save_adapter(adapter_weights, adapter_path)
+    answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path)
     meta["metrics"] = {"dev": split_scores(answerer, rows["dev"]),
-                       "train (in-sample)": split_scores(answerer, rows["train"])}
-    save_answerer(answerer, out or C.ANSWERER_MODEL)
+                       "train (out-of-fold features, in-sample model)": split_scores(answerer, rows["train"])}
+    save_answerer(answerer, out)
     return answerer, meta

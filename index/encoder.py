@@ -102,8 +102,11 @@ class NumpyMiniLM:
     """Sentence embeddings of the packaged all-MiniLM-L6-v2, equal (to float32 rounding) to
     ``SentenceTransformer.encode(..., normalize_embeddings=True)``. Loads on first use."""
 
-    def __init__(self, path: Path | str | None = None):
+    def __init__(self, path: Path | str | None = None, overrides: Path | str | None = None):
+        """``overrides``: a safetensors file of tensors (Hugging Face names, any float type) that
+        replace the packaged ones, e.g. the fine-tuned top layers of a question adapter."""
         self._path = Path(path) if path else None
+        self._overrides = Path(overrides) if overrides else None
         self._w: dict[str, np.ndarray] | None = None
         self._tok = None
         self._lock = threading.Lock()
@@ -116,6 +119,11 @@ class NumpyMiniLM:
         cfg = json.loads((path / "config.json").read_text())
         max_len = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
         w = load_file(str(path / "model.safetensors"))
+        if self._overrides is not None:
+            for name, t in load_file(str(self._overrides)).items():
+                if name not in w or w[name].shape != t.shape:
+                    raise RagError(f"{self._overrides}: tensor {name} {t.shape} does not fit the model")
+                w[name] = t.astype(np.float32)
         for name in [n for n in w if n.startswith("encoder.") and n.endswith(".weight") and w[n].ndim == 2]:
             w[name[: -len(".weight")] + ".weightT"] = np.ascontiguousarray(w.pop(name).T)
         tok = load_tokenizer(path, max_len)

@@ -16,9 +16,12 @@ from index.embed import Embedder, MiniLMEmbedder
 from rag.errors import BadInputError
 from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
+from rag.question.spelling import SpellingCorrector, model_vocabulary
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from index.store import Index, IndexStore, UpdateReport, corpus_hash
 from rag.types import ABSTAIN_TEXT, Answer, Request
+
+ADAPTED_MODEL = MiniLMEmbedder.name  # the model the question adapter was fine-tuned from
 
 MODES = ("extractive", "llm")
 
@@ -41,6 +44,8 @@ class RagPipeline:
         self.chat_model = chat_model  # a LangChain chat model for mode="llm"
         self.answerer_name = answerer
         self._answerer: Answerer | None | bool = False  # False: not loaded yet
+        self.correct_spelling = C.CORRECT_SPELLING
+        self._speller: SpellingCorrector | None = None
         self._index: Index | None = None
         self._stats: Statistics | None = None
         self._lock = threading.RLock()
@@ -60,10 +65,22 @@ class RagPipeline:
         assert self._stats is not None
         return self._stats
 
+    @property
+    def speller(self) -> SpellingCorrector | None:
+        """Typo correction against the indexed articles' words (built once per loaded index)."""
+        if not self.correct_spelling:
+            return None
+        index = self.index
+        with self._lock:
+            if self._speller is None:
+                self._speller = SpellingCorrector.from_texts((a.text for a in index.articles.values()), model_vocabulary())
+            return self._speller
+
     def reload(self) -> None:
         with self._lock:
             self._index = None
             self._stats = None
+            self._speller = None
 
     def warm_up(self) -> None:
         self.index
@@ -104,6 +121,8 @@ class RagPipeline:
         """The ranked passages and scored sentences for a question (``Request.of(request, **options)``)."""
         req = Request.of(request, **options)
         question, history, since, until = req.question, req.history, req.since, req.until
+        if self.speller is not None:
+            question = self.speller.correct(question)
         q = with_known_operations(analyze(question, list(history or [])), self.stats.operations)
         filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), req.sources)
         if filters.since and filters.until and filters.since > filters.until:
@@ -116,7 +135,11 @@ class RagPipeline:
         # article metadata, and the words would pull in sentences that merely name it)
         qv = self.embedder.embed_query(core_text(q))
         answerer = self.answerer
-        return retrieve(index, self.stats, q, qv, req.k, filters, scorer=answerer.scorer if answerer else None)
+        if answerer is None:
+            return retrieve(index, self.stats, q, qv, req.k, filters)
+        # the adapter is MiniLM fine-tuned against MiniLM sentence vectors: only for such an index
+        tuned = answerer.question_vector(core_text(q)) if self.embedder.name == ADAPTED_MODEL else None
+        return retrieve(index, self.stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned)
 
     def ask(self, request: Request | str, **options: Any) -> Answer:
         """The checked answer to ``Request.of(request, **options)``."""

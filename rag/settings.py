@@ -29,6 +29,7 @@ ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
 ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a comparison
 
 MAX_QUESTION_CHARS = 2000
+CORRECT_SPELLING = True  # question words the corpus lacks are read as the nearest corpus word (rag/question/spelling.py)
 
 # first stage
 CANDIDATES = 30  # per retriever (dense chunks, BM25 chunks, dense sentences)
@@ -36,7 +37,6 @@ RRF_K = 60
 # second stage: sentence score = weights · features
 SENTENCE_CANDIDATE_CHUNKS = 12
 PART_CANDIDATES = 10  # dense sentences searched within each period of a multi-period question
-WHOLE_ARTICLES = 2  # every sentence of the best articles of the first stage is a candidate
 HEAD_PER_LIST = 3  # the top chunks of each first-stage list always reach the sentence stage
 W_DENSE = 1.0  # cosine(question, sentence)
 W_LEXICAL = 0.4  # IDF-weighted share of question terms in the sentence

@@ -5,7 +5,10 @@
   (``rag.retrieval.scoring.FEATURES``);
 * ``calibrator``: a logistic calibration of the answer as a whole, over ``CONFIDENCE_FEATURES``
   of the best sentence, fitted on out-of-fold predictions of the train split;
-* ``threshold``: the answer is given when its confidence reaches it (chosen on the dev split).
+* ``threshold``: the answer is given when its confidence reaches it (chosen on the dev split);
+* ``adapter``: the question adapter, MiniLM with its top layers fine-tuned so that a question
+  lands near the sentences that answer it (``question_adapter.safetensors`` beside the JSON;
+  it gives the ``dense_tuned`` feature, for an index embedded with the same MiniLM).
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ class Answerer:
     calibrator: LinearScorer  # answer log-odds over CONFIDENCE_FEATURES
     threshold: float
     meta: dict = field(default_factory=dict, compare=False)
+    adapter: Path | None = None  # safetensors overrides of the packaged MiniLM
+    _encoder: list = field(default_factory=list, compare=False, repr=False)
+
+    def question_vector(self, text: str) -> np.ndarray | None:
+        """The adapter's vector of ``text`` (None without an adapter). Loads on first use."""
+        if self.adapter is None:
+            return None
+        if not self._encoder:
+            from index.encoder import NumpyMiniLM
+
+            self._encoder.append(NumpyMiniLM(overrides=self.adapter))
+        return self._encoder[0].encode([text])[0]
 
     def confidence(self, inputs: list[float]) -> float:
         z = float(self.calibrator.logits(np.asarray([inputs], dtype=np.float32))[0])
@@ -53,17 +68,29 @@ class Answerer:
             "evidence": self.scorer.to_json(),
             "confidence": self.calibrator.to_json(),
             "threshold": self.threshold,
+            "adapter": {"file": self.adapter.name, "sha256": _sha256(self.adapter)} if self.adapter else None,
             "meta": self.meta,
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> Answerer:
+    def from_json(cls, d: dict, folder: Path | None = None) -> Answerer:
         if d.get("format") != MODEL_FORMAT:
             raise ValueError(f"model format {d.get('format')!r}; this program reads format {MODEL_FORMAT}")
+        adapter = None
+        if d.get("adapter"):
+            adapter = Path(folder or ".") / d["adapter"]["file"]
+            if not adapter.exists():
+                raise ValueError(f"the question adapter {adapter} is missing")
         return cls(
             LinearScorer.from_json(d["evidence"]), LinearScorer.from_json(d["confidence"], CONFIDENCE_FEATURES),
-            float(d["threshold"]), d.get("meta", {}),
+            float(d["threshold"]), d.get("meta", {}), adapter,
         )
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_answerer(answerer: Answerer, path: Path) -> None:
@@ -82,6 +109,6 @@ def load_answerer(path: Path | None = None) -> Answerer | None:
     if not path.exists():
         return None
     try:
-        return Answerer.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return Answerer.from_json(json.loads(path.read_text(encoding="utf-8")), path.parent)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RagError(f"{path}: the answerer model cannot be read ({e}); run `rag train` to rebuild it") from e

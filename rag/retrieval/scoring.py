@@ -15,6 +15,7 @@ import numpy as np
 # the feature vector of a candidate sentence, in this order (rag/models/*.json names them)
 FEATURES = (
     "dense",  # cosine(question, sentence)
+    "dense_tuned",  # the same with the question adapter's vector (rag train), else = dense
     "dense_gap",  # dense minus the best dense among the question's candidates (<= 0)
     "dense_neighbour",  # best cosine of the sentence before or after
     "lexical",  # IDF-weighted share of the question's terms in the sentence
@@ -48,6 +49,7 @@ class Candidate:
     """What the features of one sentence are computed from (all shares in [0, 1])."""
 
     dense: float
+    dense_tuned: float
     dense_neighbour: float
     lexical: float
     context: float
@@ -78,7 +80,7 @@ def feature_matrix(cands: list[Candidate]) -> np.ndarray:
     best_lex = max(c.lexical for c in cands)
     rows = [
         (
-            c.dense, c.dense - best_dense, c.dense_neighbour, c.lexical, c.lexical - best_lex, c.context,
+            c.dense, c.dense_tuned, c.dense - best_dense, c.dense_neighbour, c.lexical, c.lexical - best_lex, c.context,
             c.article_coverage, c.names_sentence, c.names_article, c.chunk, 1.0 / (1 + c.chunk_rank),
             float(c.bm25_head), c.period, float(c.typed),
             float(c.typed and c.qtype == "number"), float(c.typed and c.qtype == "who"),

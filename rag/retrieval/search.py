@@ -211,9 +211,11 @@ def retrieve(
     k: int = C.DEFAULT_K,
     filters: Filters = Filters(),
     scorer: LinearScorer | None = None,
+    qv_tuned: np.ndarray | None = None,
 ) -> Retrieval:
-    """``qv`` embeds the question without its period phrases (``core_text``). ``scorer`` turns
-    each candidate sentence's features into its score (default: the hand weights)."""
+    """``qv`` embeds the question without its period phrases (``core_text``); ``qv_tuned`` is the
+    question adapter's vector of the same text, when there is one. ``scorer`` turns each
+    candidate sentence's features into its score (default: the hand weights)."""
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = (frozenset(d for d, a in index.articles.items() if filters.allows(a)) if filters.active
@@ -270,13 +272,6 @@ def retrieve(
             cid = next((c for c in index.chunks_by_doc[d] if i in index.chunks[c].sentences), None)
             if cid is not None:
                 cand[(d, i)] = cid
-    # every sentence of the best articles (an answer often sits next to the sentence that
-    # matches the question best, in a chunk that did not rank)
-    top_docs = list(dict.fromkeys(index.chunks[cid].doc_id for cid in ranked))[: C.WHOLE_ARTICLES]
-    for d in top_docs:
-        for cid in index.chunks_by_doc[d]:
-            for i in index.chunks[cid].sentences:
-                cand.setdefault((d, i), cid)
     by_doc: dict[str, list[int]] = {}
     for d, i in cand:
         by_doc.setdefault(d, []).append(i)
@@ -291,7 +286,9 @@ def retrieve(
         art = index.articles[d]
         n_sent = len(art.sentences)
         wanted = sorted({j for i in idxs for j in (i - 1, i, i + 1) if 0 <= j < n_sent})
-        cos_of = dict(zip(wanted, (index.sentence_vectors(d, wanted) @ qv).tolist()))
+        vecs = index.sentence_vectors(d, wanted)
+        cos_of = dict(zip(wanted, (vecs @ qv).tolist()))
+        tuned_of = dict(zip(wanted, (vecs @ qv_tuned).tolist())) if qv_tuned is not None else cos_of
         art_stems = stats.article_stems[d]
         art_cov = weighted_share(q_terms, art_stems, stats)
         miss_art = rarest_missing(q_terms, art_stems, stats)
@@ -304,6 +301,7 @@ def retrieve(
             keys.append((d, i))
             cands.append(Candidate(
                 dense=cos_of[i],
+                dense_tuned=tuned_of[i],
                 dense_neighbour=max(cos_of.get(i - 1, -1.0), cos_of.get(i + 1, -1.0)),
                 lexical=weighted_share(q_terms, sent_stems, stats),
                 context=weighted_share(q_terms, ctx := stats.context(d, i), stats),

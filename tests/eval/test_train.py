@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eval.harness import QAItem
-from eval.train import QuestionRows, choose_threshold, fit_scorer, handled, out_of_fold, top_answer
+from eval.train import QuestionRows, choose_threshold, fit_scorer, handled, net_right, out_of_fold, top_answer
 from rag.retrieval.scoring import FEATURES
 
 DENSE = FEATURES.index("dense")
@@ -43,12 +43,14 @@ def test_top_answer_margin_skips_neighbouring_sentences():
     assert inputs[0] == z[0] and inputs[1] == min(z[0] - z[2], 4.0)  # sentence 1 is adjacent: skipped
 
 
-def test_threshold_maximises_questions_handled_right():
+def test_threshold_maximises_right_minus_wrong_answers():
     conf = np.array([0.9, 0.8, 0.3, 0.2, 0.6])
     right = np.array([True, True, False, False, False])
     answerable = np.array([True, True, True, False, False])
     th = choose_threshold(conf, right, answerable)
     assert 0.6 < th <= 0.8
+    assert net_right(conf, right, answerable, th) == 2 / 5  # two right, nothing wrong
+    assert net_right(conf, right, answerable, 0.0) == (2 - 3) / 5  # answering all: 2 right, 3 wrong
     assert handled(conf, right, answerable, th) == 1.0 - 1 / 5  # only the answerable miss is lost
 
 

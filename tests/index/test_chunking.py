@@ -44,8 +44,9 @@ def test_token_window_is_never_exceeded(chunked, minilm):
 def test_header_is_embedded_but_not_cited(chunked):
     a, chunks = chunked[1]
     c = chunks[0]
-    assert c.embed_text.startswith(a.title) and "2012-11-21" in c.header
-    assert c.header not in c.text or c.text.startswith(a.title)
+    assert c.embed_text == f"{c.header}\n{c.text}" and "2012-11-21" in c.header
+    assert "2012-11-21" not in a.text  # the ISO date is embedded from the header, never cited text
+    assert c.text == a.text[c.start : c.end]
 
 
 def test_sentence_overlap_between_neighbours(chunked):

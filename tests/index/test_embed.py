@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from index.encoder import _erf, gelu, layer_norm
+from rag.errors import RagError
 
 from conftest import ARTICLES, ROOT
 
@@ -83,3 +84,30 @@ def test_spacy_import_leaves_torch_importable():
     assert out.returncode == 0, out.stderr
     labels, total = out.stdout.rsplit(" ", 1)
     assert "PERSON" in labels and "GPE" in labels and float(total) == 2.0
+
+
+def test_overrides_replace_packaged_tensors_like_torch(tmp_path):
+    """The NumPy encoder with an override file (a question adapter's tuned layers) gives the
+    vectors of the torch model carrying the same weights."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from eval.adapter import TorchQuestionEncoder
+    from index.encoder import NumpyMiniLM
+
+    rng = np.random.default_rng(0)
+    base = TorchQuestionEncoder()
+    tuned = {n: (w.astype(np.float32) + rng.normal(0, 0.02, w.shape)).astype(np.float16) for n, w in base.weights().items()}
+    assert tuned and all(n.startswith(("encoder.layer.4.", "encoder.layer.5.")) for n in tuned)
+    path = tmp_path / "adapter.safetensors"
+    save_file(tuned, str(path))
+    texts = ["How many rockets were fired from Gaza?", "Who won the best actress Bafta?"]
+    want = TorchQuestionEncoder(tuned).vectors(texts)
+    got = NumpyMiniLM(overrides=path).encode(texts)
+    plain = NumpyMiniLM().encode(texts)
+    assert np.allclose(got, want, atol=1e-4)
+    assert not np.allclose(got, plain, atol=1e-3)  # the override changed the vectors
+    bad = tmp_path / "bad.safetensors"
+    save_file({"encoder.layer.5.output.dense.bias": np.zeros(3, np.float16)}, str(bad))
+    with pytest.raises(RagError, match="does not fit"):
+        NumpyMiniLM(overrides=bad).encode(texts)

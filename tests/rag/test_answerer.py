@@ -97,3 +97,20 @@ def test_nothing_retrieved_abstains_whatever_the_model(tiny_pipeline):
     tiny_pipeline._answerer = Answerer(_scorer(), _calibrator(0.0, 10.0), 0.0)
     ans = tiny_pipeline.ask("Where were the cranes built?", since="2030-01-01")
     assert ans.abstained and ans.note == "no article matches the filters"
+
+
+def test_model_with_an_adapter_names_it_and_needs_the_file(tmp_path):
+    from safetensors.numpy import save_file
+
+    adapter = tmp_path / "question_adapter.safetensors"
+    save_file({"encoder.layer.5.output.dense.bias": np.zeros(384, np.float16)}, str(adapter))
+    a = Answerer(_scorer(), _calibrator(), 0.5, {}, adapter)
+    path = tmp_path / "answerer.json"
+    save_answerer(a, path)
+    d = json.loads(path.read_text())
+    assert d["adapter"]["file"] == "question_adapter.safetensors" and len(d["adapter"]["sha256"]) == 64
+    assert load_answerer(path).adapter == adapter
+    adapter.unlink()
+    load_answerer.cache_clear()
+    with pytest.raises(RagError, match="question adapter"):
+        load_answerer(path)

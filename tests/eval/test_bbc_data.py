@@ -1,0 +1,69 @@
+"""The written QA set over BBC News: evidence verbatim in its article, articles only from the
+eligible range (>= 350 in each category), one split per article, typo'd copies beside their
+originals."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from eval import bbc
+from eval.harness import load_qa
+from eval.split import article_groups
+
+
+@pytest.fixture(scope="module")
+def bbc_texts() -> dict[str, str]:
+    from eval.harness import bbc_paths
+
+    return {bbc.staged_name(p): p.read_text(encoding="utf-8") for p in bbc_paths() if bbc.eligible(p)}
+
+
+def _raw(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_every_split_loads_with_verbatim_evidence(bbc_texts):
+    ids = Counter()
+    for split in bbc.SPLITS:
+        for typos in (False, True):
+            items = load_qa(bbc.qa_path(split, typos), bbc_texts)  # raises on any evidence not verbatim
+            assert items or typos
+            ids.update(it.id for it in items)
+    assert not [i for i, n in ids.items() if n > 1]
+
+
+def test_no_article_in_two_splits_and_only_eligible_articles():
+    splits = bbc.read_splits()
+    seen: dict[str, str] = {}
+    for split in bbc.SPLITS:
+        for d in _raw(bbc.qa_path(split)) + _raw(bbc.qa_path(split, typos=True)):
+            docs = [d["doc"]] if isinstance(d["doc"], str) else list(d["doc"] or [])
+            for doc in docs:
+                m = bbc.NAME.fullmatch(doc)
+                assert m and int(m.group(2)) >= bbc.MIN_NUMBER, doc
+                assert seen.setdefault(doc, split) == split, f"{doc} is in {seen[doc]} and {split}"
+                assert splits[doc] == split
+    assert set(seen) == set(splits)
+
+
+def test_the_set_is_large_and_mixed():
+    items = [d for s in bbc.SPLITS for d in _raw(bbc.qa_path(s))]
+    n = len(items)
+    types = Counter(d["type"] for d in items)
+    docs = {doc for d in items for doc in ([d["doc"]] if isinstance(d["doc"], str) else d["doc"] or [])}
+    assert n >= 1000 and len(docs) >= 100
+    assert {bbc.NAME.fullmatch(doc).group(1) for doc in docs} == {"business", "entertainment", "politics", "sports", "tech"}
+    assert types["unanswerable"] / n >= 0.15
+    assert types["false_premise"] / n >= 0.03
+    assert types["multi_doc"] / n >= 0.10
+    shares = {s: len(_raw(bbc.qa_path(s))) / n for s in bbc.SPLITS}
+    assert 0.5 <= shares["train"] <= 0.7 and 0.15 <= shares["dev"] <= 0.25 and 0.15 <= shares["test"] <= 0.25
+
+
+def test_article_groups_join_multi_article_questions():
+    items = [{"doc": ["a", "b"]}, {"doc": ["c", "b"]}, {"doc": "d"}, {"doc": None}]
+    g = article_groups(items)
+    assert g == {"a": "a", "b": "a", "c": "a", "d": "d"}
