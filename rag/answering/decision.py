@@ -84,7 +84,8 @@ def decide_learned(retrieval: Retrieval, index: Index, answerer: Answerer) -> De
     conf = answer_confidence(retrieval, answerer)
     if conf < answerer.threshold:
         return Decision(
-            True, f"confidence {conf:.2f} is below the answering threshold {answerer.threshold:.2f}", (), conf
+            True, f"no passage is likely enough to answer it (confidence {conf:.0%}; it answers from "
+                  f"{answerer.threshold:.0%})", (), conf,
         )
     near = attribution(retrieval, best) if USE_ATTRIBUTION else None
     evidence = [best] + ([near] if near else [])
