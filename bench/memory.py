@@ -17,7 +17,7 @@ its end, and its current RSS (``VmRSS``) after each step. Children:
   articles, embedding everything (the vectors are then saved for the serving child and
   bench/query.py);
 * project serving: ``RagPipeline`` on the bundled + BBC index, ``warm_up()``, then 50 questions
-  of eval/qa.jsonl through ``ask``;
+  of eval/data/qa.jsonl through ``ask``;
 * LangChain serving (baseline): the same store built from cached vectors (like
   ``FAISS.load_local``) and 50 ``similarity_search`` calls.
 """

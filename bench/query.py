@@ -1,5 +1,5 @@
 """Query latency: warm ``RagPipeline.ask`` against LangChain's ``similarity_search`` on the
-questions of eval/qa.jsonl, a per-stage breakdown of ``ask``, and cold start of ``rag ask``.
+questions of eval/data/qa.jsonl, a per-stage breakdown of ``ask``, and cold start of ``rag ask``.
 
 Run::
 
@@ -335,7 +335,7 @@ def main(argv=None) -> int:
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="times each question is asked warm (default 3)")
-    ap.add_argument("--questions", type=int, default=None, help="only the first N questions of eval/qa.jsonl")
+    ap.add_argument("--questions", type=int, default=None, help="only the first N questions of eval/data/qa.jsonl")
     ap.add_argument("--no-bbc", action="store_true", help="bundled index only")
     ap.add_argument("--bbc-limit", type=int, default=None, help="BBC articles in the large index (default: all 2,225)")
     ap.add_argument("--configs", default="default,passive,1thread",
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
 
     n_q = len(common.load_questions(args.questions))
     print(common.machine_header("Query benchmark (bench/query.py)"))
-    print(f"{n_q} questions (eval/qa.jsonl) x {args.rounds} rounds, k = {K}; latency = wall time of one call; "
+    print(f"{n_q} questions (eval/data/qa.jsonl) x {args.rounds} rounds, k = {K}; latency = wall time of one call; "
           f"each configuration in its own process")
     for c in configs:
         print(f"- {c}: {CONFIGS[c][1]} (torch threads {runs[c]['threads']})")

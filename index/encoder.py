@@ -6,7 +6,7 @@ uses), so the same BERT forward pass, mean pooling and normalisation that
 ``SentenceTransformer.encode`` runs can be done in float32 NumPy. For one short question this is
 faster than torch, and a process that only answers questions never imports torch (importing
 torch and sentence-transformers was most of a cold start). Indexing keeps the torch model:
-batches of long chunks are where torch is faster. ``tests/test_embed.py`` checks the two agree.
+batches of long chunks are where torch is faster. ``tests/index/test_embed.py`` checks the two agree.
 """
 
 from __future__ import annotations

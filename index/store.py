@@ -261,7 +261,7 @@ class IndexStore:
 
         from index.vector_index import VectorIndex
 
-        # a query sets FAISS to one thread for the process (rag/retrieve.py); building uses every core
+        # a query sets FAISS to one thread for the process (rag/retrieval/search.py); building uses every core
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
