@@ -146,11 +146,12 @@ class IndexStore:
         return (self.path / "manifest.json").exists()
 
     def _recover(self) -> None:
-        """A crash between the two renames of a write leaves ``<dir>.old``: put it back."""
+        """A crash between the two renames of a swap leaves the last index in ``<dir>.old`` and no
+        ``<dir>``: rename it back. Only a directory this store wrote (it holds a manifest) is ever
+        renamed, and only into an empty place: nothing is deleted, and a user's directory that
+        happens to sit at ``<dir>`` or ``<dir>.old`` is never touched."""
         old = self.path.with_name(self.path.name + ".old")
-        if old.exists() and not (self.path / "manifest.json").exists():
-            if self.path.exists():
-                shutil.rmtree(self.path)
+        if not self.path.exists() and (old / "manifest.json").is_file():
             os.replace(old, self.path)
 
     def read_manifest(self) -> dict:
@@ -412,6 +413,15 @@ class IndexStore:
     def _swap(self, tmp: Path) -> None:
         old = self.path.with_name(self.path.name + ".old")
         if old.exists():
+            if not (old / "manifest.json").is_file():
+                raise RagError(f"{old} exists and is not an index this program wrote; move it away, then index again")
+            # a crash after the second rename of the last swap left files that were not ours in
+            # the old index: bring them back before the old index goes
+            ours = set(FILES) | {"manifest.json", BM25_DIR}
+            if (self.path / "manifest.json").is_file():
+                for p in old.iterdir():
+                    if p.name not in ours and not (self.path / p.name).exists():
+                        os.replace(p, self.path / p.name)
             shutil.rmtree(old)
         keep_files = []
         if self.path.exists():

@@ -620,16 +620,20 @@ def serve(
     return demo
 
 
-def prepare(pipeline: RagPipeline, paths: Sequence[Path], status: Readiness | None = None) -> None:
-    """Build or update the index when it is missing or stale relative to ``paths`` (progress on
-    the console and in ``status``), then warm up the models."""
+def prepare(pipeline: RagPipeline, paths: Sequence[Path], status: Readiness | None = None,
+            uploads: Path | None = None) -> None:
+    """Build the index from ``paths`` when it is missing; an existing index is served as it is,
+    with only the ``uploads`` folder's files added (never pruned: articles indexed another way
+    stay). Progress goes to the console and ``status``; then the models are warmed up."""
     from tqdm import tqdm
 
     status = status or Readiness()
     status.message = "Checking the index…"
-    if pipeline.is_stale(paths):
+    if pipeline.store.exists():
+        paths = [uploads] if uploads is not None and _names_in(uploads) else []
+    if paths and pipeline.is_stale(paths):
         where = ", ".join(str(p) for p in paths)
-        print(f"Building the index at {pipeline.index_dir} from {where} …", file=sys.stderr, flush=True)
+        print(f"Indexing {where} into {pipeline.index_dir} …", file=sys.stderr, flush=True)
         status.message = "Building the index: reading the articles and loading the embedding model…"
         bar: list[Any] = []
 
@@ -641,7 +645,7 @@ def prepare(pipeline: RagPipeline, paths: Sequence[Path], status: Readiness | No
             status.message = f"Building the index: {done}/{total} chunks embedded ({pct}%)"
 
         try:
-            report = pipeline.ensure_index(paths, progress=progress)
+            report = pipeline.index_paths(paths, prune=False, progress=progress)
         finally:
             if bar:
                 bar[0].close()
@@ -685,7 +689,7 @@ def launch(
     demo = build_app(pipeline, uploads, status=status)
     serve(demo, host, port, block=False, concurrency=concurrency, quiet=quiet)
     try:
-        prepare(pipeline, paths, status)
+        prepare(pipeline, paths, status, uploads)
     except BaseException as e:
         status.fail(str(e) if isinstance(e, RagError) else f"the index could not be prepared ({type(e).__name__})")
         demo.close()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from index.embed import HashEmbedder
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from index.ingest import collect
 from index.store import IndexStore, corpus_hash
 
@@ -469,3 +470,36 @@ def test_building_after_a_query_uses_every_core(tmp_path, articles_copy):
     (articles_copy / "new.txt").write_text("A new article\n\nRockets were fired on Monday.\n", encoding="utf-8")
     store.update(collect([articles_copy]))
     assert faiss.omp_get_max_threads() == (os.cpu_count() or 1)
+
+
+def test_recovery_never_touches_a_directory_that_is_not_an_index(tmp_path):
+    """A user's folder at DIR with a sibling DIR.old: reading it changes nothing (it is not an
+    index), and a write refuses rather than delete the sibling."""
+    victim, sibling = tmp_path / "victim", tmp_path / "victim.old"
+    (victim / "sub").mkdir(parents=True)
+    sibling.mkdir()
+    (victim / "thesis.txt").write_text("draft")
+    (sibling / "thesis.txt").write_text("old")
+    st = IndexStore(victim, HashEmbedder(64))
+    with pytest.raises(IndexMissingError):
+        st.read_manifest()
+    assert not st.exists()
+    assert (victim / "thesis.txt").read_text() == "draft" and (victim / "sub").is_dir()
+    assert (sibling / "thesis.txt").read_text() == "old"
+    with pytest.raises(RagError, match="not an index this program wrote"):
+        st.update(collect([ARTICLES]))
+    assert (sibling / "thesis.txt").read_text() == "old" and (victim / "thesis.txt").read_text() == "draft"
+
+
+def test_a_crash_between_the_renames_loses_nothing(tmp_path, articles_copy):
+    st = make(tmp_path)
+    st.update(collect([articles_copy]))
+    idx, old = tmp_path / "idx", tmp_path / "idx.old"
+    # window 1: the index was moved to .old and the new one not yet in place -> the old one is read
+    os.replace(idx, old)
+    assert st.exists() and len(st.load().articles) == 5 and not old.exists()
+    # window 2: the new index is in place, a foreign file still sits in .old -> the next write keeps it
+    shutil.copytree(idx, old)
+    (old / "notes.txt").write_text("mine")
+    st.update(collect([articles_copy]), rebuild=True)
+    assert (idx / "notes.txt").read_text() == "mine" and not old.exists()

@@ -217,3 +217,21 @@ def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
     assert (moved / "zephyr.txt").read_text(encoding="utf-8") == ZEPHYR
     assert not legacy.exists()
     assert default_uploads_dir(p) == moved  # a second call changes nothing
+
+
+def test_the_ui_serves_an_existing_index_as_it_is(tmp_path: Path, corpus: Path):
+    """An index holding more than the bundled corpus is not pruned to it; new uploads are added."""
+    from ui.app import prepare
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
+    p = RagPipeline(index_dir=tmp_path / "index", embedder=HashEmbedder(), entities=False)
+    p.index_paths([corpus, extra])
+    prepare(p, [corpus])  # what launch passes: the bundled corpus
+    assert set(p.index.by_source) == {"a_cranes.txt", "b_library.txt", "zephyr.txt"}
+    uploads = tmp_path / "index-uploads"
+    uploads.mkdir()
+    (uploads / "more.txt").write_text(STORY_B.replace("Sudvale", "Nordvale"), encoding="utf-8")
+    prepare(p, [corpus, uploads], uploads=uploads)
+    assert set(p.index.by_source) == {"a_cranes.txt", "b_library.txt", "zephyr.txt", "more.txt"}
