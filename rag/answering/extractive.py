@@ -4,7 +4,6 @@ answer of the asked type and cover the question, cite them, or abstain."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 from rag import settings as C
 from dataclasses import replace

@@ -4,9 +4,7 @@ inside each search, so a filtered search still returns k results when k exist.""
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
