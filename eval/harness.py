@@ -543,9 +543,19 @@ def score_item(item: QAItem, answer) -> ItemResult:
     return res
 
 
+def sentence_labels(item: QAItem, source: str, text: str) -> tuple[bool, bool]:
+    """(is gold evidence, answers right) for one sentence of article ``source``: gold evidence
+    holds or is held by an evidence string of a gold article; a right one is that, or holds a gold
+    answer in a gold article."""
+    if not item.answerable or source not in item.docs:
+        return False, False
+    gold = any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
+    return gold, gold or any(contains_answer(text, a) for a in item.answers)
+
+
 def best_sentence_right(pipeline, item: QAItem) -> bool:
-    """Whether the answerer's best sentence (the one it would cite) answers ``item`` right: from a
-    gold article and holding a gold answer or evidence. For calibration where it abstained."""
+    """Whether the answerer's best sentence (the one it would cite) answers ``item`` right. For
+    calibration where it abstained."""
     if not item.answerable:
         return False
     r = pipeline.retrieve(item.question, k=10)
@@ -553,11 +563,7 @@ def best_sentence_right(pipeline, item: QAItem) -> bool:
         return False
     s = r.sentences[0]
     art = pipeline.index.articles[s.doc_id]
-    text = art.text[s.start : s.end]
-    return art.source in item.docs and (
-        any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
-        or any(contains_answer(text, a) for a in item.answers)
-    )
+    return sentence_labels(item, art.source, art.text[s.start : s.end])[1]
 
 
 def aggregate(results: Sequence[ItemResult], k: int = 5) -> dict[str, Any]:

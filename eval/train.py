@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.harness import QAItem, contains_answer, evidence_in, load_qa
-from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, save_answerer
+from eval.harness import QAItem, load_qa, sentence_labels
+from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, rival_logit, save_answerer
 from eval.adapter import save_adapter
+from eval.split import article_groups
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -42,14 +43,6 @@ class QuestionRows:
     right: np.ndarray  # 1 = citing this sentence answers the question right
     keys: list[tuple[str, int]]  # (source, sentence index)
     group: str  # the article group (split unit) of the question
-
-
-def sentence_labels(item: QAItem, source: str, text: str) -> tuple[bool, bool]:
-    """(is gold evidence, answers right) for one sentence."""
-    if not item.answerable or source not in item.docs:
-        return False, False
-    gold = any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
-    return gold, gold or any(contains_answer(text, a) for a in item.answers)
 
 
 def collect(pipeline, items: list[QAItem], groups: dict[str, str], desc: str) -> list[QuestionRows]:
@@ -99,7 +92,7 @@ def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool
     order = np.argsort(-z, kind="stable")
     t = int(order[0])
     src, idx = r.keys[t]
-    second = next((float(z[j]) for j in order[1:] if r.keys[j][0] != src or abs(r.keys[j][1] - idx) > 1), None)
+    second = rival_logit((src, idx), ((r.keys[j][0], r.keys[j][1], float(z[j])) for j in order[1:]))
     return confidence_inputs(float(z[t]), second, r.X[t].tolist()), bool(r.right[t])
 
 
@@ -157,16 +150,21 @@ def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray
     return float(best_grid[len(best_grid) // 2])
 
 
-def split_scores(answerer: Answerer, rows: list[QuestionRows]) -> dict:
-    """Top-1 evidence accuracy, handled-right share and abstention rates of ``answerer`` on rows
-    (the same decision as the pipeline's, without building answers)."""
+def outcomes(answerer: Answerer, rows: list[QuestionRows]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: the answer's confidence, whether its best sentence is right, whether the
+    question is answerable (the pipeline's decision, without building answers)."""
     conf, right, ans = [], [], []
     for r in rows:
         top = top_answer(answerer.scorer, r)
         conf.append(answerer.confidence(top[0]) if top else 0.0)
         right.append(bool(top and top[1]))
         ans.append(r.item.answerable)
-    conf_a, right_a, ans_a = np.array(conf), np.array(right), np.array(ans)
+    return np.array(conf), np.array(right), np.array(ans)
+
+
+def split_scores(answerer: Answerer, rows: list[QuestionRows]) -> dict:
+    """Top-1 evidence accuracy, handled-right share and abstention rates of ``answerer`` on rows."""
+    conf_a, right_a, ans_a = outcomes(answerer, rows)
     answered = conf_a >= answerer.threshold
     return {
         "questions": len(rows),
@@ -225,17 +223,10 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
 
     pipeline = bbc.ensure_index(answerer="rules")
     articles = {a.source: a.text for a in pipeline.index.articles.values()}
-    splits = bbc.read_splits()
-    groups = {a: a for a in splits}
     data = {s: load_qa(bbc.qa_path(s), articles) for s in ("train", "dev")}
-    rows = {s: collect(pipeline, items, groups, f"features {s}") for s, items in data.items()}
-    # group = the split unit: articles joined by a multi-article question share one
-    from eval.split import article_groups
-
+    # a question's group is its split unit: articles joined by a multi-article question share one
     unit = article_groups([*data["train"], *data["dev"]])
-    for rs in rows.values():
-        for r in rs:
-            r.group = unit.get(r.item.docs[0], r.item.id) if r.item.docs else r.item.id
+    rows = {s: collect(pipeline, items, unit, f"features {s}") for s, items in data.items()}
 
     # 1b. the question adapter and its feature
     adapter_weights = add_adapter_column(pipeline, rows, progress)
@@ -251,14 +242,7 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
     calibrator = fit_confidence(Z, t)
     scorer = fit_scorer(rows["train"], c_best)
     # 4. threshold on dev
-    prov = Answerer(scorer, calibrator, 0.5)
-    conf, right, ans = [], [], []
-    for r in rows["dev"]:
-        top = top_answer(scorer, r)
-        conf.append(prov.confidence(top[0]) if top else 0.0)
-        right.append(bool(top and top[1]))
-        ans.append(r.item.answerable)
-    threshold = choose_threshold(np.array(conf), np.array(right), np.array(ans))
+    threshold = choose_threshold(*outcomes(Answerer(scorer, calibrator, 0.5), rows["dev"]))
     meta = {
         "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seed": SEED,

@@ -84,6 +84,7 @@ class RagPipeline:
 
     def warm_up(self) -> None:
         self.index
+        self.speller  # built here rather than on the first question
         self.embedder.embed_query("warm up")
         if self.tagger:
             self.tagger.entities("Warm up in Gaza on Monday.")

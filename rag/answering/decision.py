@@ -12,11 +12,11 @@ any other sentence more likely evidence than not did not pay on dev and was drop
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from rag.answering.model import Answerer, confidence_inputs
+from rag.answering.model import Answerer, confidence_inputs, rival_logit
 from rag.question.periods import in_part, multi_period, period_parts
+from rag.retrieval.scoring import sigmoid
 from rag.retrieval.search import Retrieval, ScoredSentence
 from index.store import Index
 
@@ -33,14 +33,13 @@ class Decision:
 
 
 def _prob(s: ScoredSentence) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(s.score, 40.0), -40.0)))
+    return float(sigmoid(s.score))
 
 
 def answer_confidence(retrieval: Retrieval, answerer: Answerer) -> float:
     """The calibrated probability that the best sentence answers the question."""
-    ranked = retrieval.sentences
-    top = ranked[0]
-    second = next((s.score for s in ranked[1:] if s.doc_id != top.doc_id or abs(s.index - top.index) > 1), None)
+    top, *rest = retrieval.sentences
+    second = rival_logit((top.doc_id, top.index), ((s.doc_id, s.index, s.score) for s in rest))
     return answerer.confidence(confidence_inputs(top.score, second, top.features))
 
 

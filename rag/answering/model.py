@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +22,21 @@ from rag import settings as C
 from rag.errors import RagError
 import numpy as np
 
-from rag.retrieval.scoring import FEATURES, LinearScorer
+from rag.retrieval.scoring import FEATURES, LinearScorer, sigmoid
 
 MODEL_FORMAT = 2
 # what the calibrated confidence of an answer is computed from: the best sentence's log-odds, its
 # margin over the best sentence elsewhere, and the best sentence's own features
 CONFIDENCE_FEATURES = ("top_logit", "margin", *FEATURES)
 MAX_MARGIN = 4.0
+
+
+def rival_logit(top: tuple[str, int], ranked) -> float | None:
+    """The log-odds of the best sentence elsewhere: the first of ``ranked`` ((article, sentence
+    index, log-odds), best first, the top excluded) in another article or more than one sentence
+    away from ``top`` (article, sentence index). None when there is none."""
+    doc, i = top
+    return next((z for d, j, z in ranked if d != doc or abs(j - i) > 1), None)
 
 
 def confidence_inputs(top_logit: float, second_logit: float | None, features) -> list[float]:
@@ -59,8 +66,7 @@ class Answerer:
         return self._encoder[0].encode([text])[0]
 
     def confidence(self, inputs: list[float]) -> float:
-        z = float(self.calibrator.logits(np.asarray([inputs], dtype=np.float32))[0])
-        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+        return float(sigmoid(self.calibrator.logits(np.asarray([inputs], dtype=np.float32))[0]))
 
     def to_json(self) -> dict:
         return {
