@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 OUT = ROOT / "bench" / "out"
 BUNDLED = ROOT / "articles"
 QA = ROOT / "eval" / "data" / "qa.jsonl"
-BBC_STAGE = OUT / "bbc_articles"  # bbc_<category>_<NNN>.txt, unique names (eval.harness.stage_bbc)
+BBC_STAGE = OUT / "bbc_articles"  # bbc_<category>_<NNN>.txt, unique names (eval.distractors.stage_bbc)
 BBC_INDEX = OUT / "index-bundled-bbc"  # bundled + all BBC, built once by bench/query.py or bench/memory.py
 BUNDLED_INDEX = OUT / "index-bundled"  # the five bundled articles
 
@@ -50,7 +50,7 @@ def machine_header(title: str) -> str:
 def bbc_files(limit: int | None = None) -> list[Path]:
     """The staged BBC files (copied once into bench/out/bbc_articles with unique names). With
     ``limit``, an evenly spaced sample over the five categories (deterministic)."""
-    from eval.harness import stage_bbc
+    from eval.distractors import stage_bbc
 
     files = stage_bbc(BBC_STAGE)
     if limit is not None and limit < len(files):
@@ -87,7 +87,7 @@ def load_questions(limit: int | None = None) -> list[str]:
 
 
 def pct(values, q: float) -> float:
-    from eval.harness import percentile
+    from eval.metrics import percentile
 
     v = percentile(list(values), q)
     return float("nan") if v is None else v

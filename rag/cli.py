@@ -7,11 +7,10 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from rag import settings as C
-from rag.errors import BadInputError, RagError
+from rag.errors import RagError
 
 EXIT_ERROR = 2
 
@@ -118,62 +117,20 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from eval.harness import compare, load_qa, run_eval, stage_bbc
+    from eval.run import EvalOptions, evaluate
 
-    from rag.pipeline import RagPipeline
-
-    if args.every < 1:
-        raise BadInputError(f"--every must be at least 1. Currently, it is {args.every}")
-    if args.typos and not args.split:
-        raise BadInputError("--typos needs --split (train, dev or test)")
-    out = Path(args.out)
-    corpus = args.corpus or None
-    tmp = None
-    index_dir = args.index_dir
-    if args.split:  # the written BBC QA set: its split over the eligible BBC articles
-        from eval import bbc
-
-        args.qa = bbc.qa_path(args.split, typos=args.typos)
-        corpus = [bbc.DEFAULT_ARTICLES_DIR]
-        bbc.stage_articles(bbc.DEFAULT_ARTICLES_DIR)
-        index_dir = index_dir or bbc.DEFAULT_INDEX_DIR
-    if corpus and index_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
-        index_dir = Path(tmp.name) / "index"
-    try:
-        p = RagPipeline(index_dir=index_dir, answerer=args.answerer)
-        paths = corpus or [C.BUNDLED_ARTICLES]
-        p.ensure_index(paths, progress=_progress_bar("indexing"))
-        articles = {a.source: a.text for a in p.index.articles.values()}
-        qa = load_qa(Path(args.qa), articles)[:: args.every]
-        from eval.harness import DEFAULT_HELDOUT
-
-        gate = args.split if args.split == "test" and not args.typos else (
-            "heldout" if Path(args.qa).resolve() == DEFAULT_HELDOUT.resolve() else None)
-        if not args.thresholds:
-            gate = None
-        metrics = run_eval(p, qa, out / "clean", k=args.k, mode=args.mode, baseline=not args.no_baseline,
-                           gate=gate, thresholds=args.thresholds)
-        result = {"clean": metrics}
-        if args.distractors == "bbc":
-            with tempfile.TemporaryDirectory(prefix="rag-eval-bbc-") as d:
-                pb = RagPipeline(index_dir=Path(d) / "index", answerer=args.answerer)
-                # the package's file names repeat across categories: stage them under unique names
-                bbc = stage_bbc(Path(d) / "bbc")
-                pb.index_paths(list(paths) + bbc, progress=_progress_bar("indexing BBC"))
-                noisy = run_eval(pb, qa, out / "bbc", k=args.k, mode=args.mode, baseline=not args.no_baseline, label="bbc")
-            result["bbc"] = noisy
-            result["drop"] = compare(metrics, noisy)
-        (out / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        _print_headline(metrics)
-        failures = metrics["threshold_failures"]
-        for f in failures:
-            print(f"below threshold: {f}", file=sys.stderr)
-        print(f"report: {out / 'clean' / 'report.md'}")
-        return 1 if failures and args.strict else 0
-    finally:
-        if tmp:
-            tmp.cleanup()
+    opts = EvalOptions(
+        qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, answerer=args.answerer,
+        index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k, mode=args.mode,
+        baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
+    )
+    metrics = evaluate(opts, progress=_progress_bar)["clean"]
+    _print_headline(metrics)
+    failures = metrics["threshold_failures"]
+    for f in failures:
+        print(f"below threshold: {f}", file=sys.stderr)
+    print(f"report: {Path(args.out) / 'clean' / 'report.md'}")
+    return 1 if failures and args.strict else 0
 
 
 def _print_headline(m: dict) -> None:

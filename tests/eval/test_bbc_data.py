@@ -10,13 +10,13 @@ from collections import Counter
 import pytest
 
 from eval import bbc
-from eval.harness import load_qa
+from eval.gold import load_qa
 from eval.split import article_groups
 
 
 @pytest.fixture(scope="module")
 def bbc_texts() -> dict[str, str]:
-    from eval.harness import bbc_paths
+    from eval.bbc import bbc_paths
 
     return {bbc.staged_name(p): p.read_text(encoding="utf-8") for p in bbc_paths() if bbc.eligible(p)}
 

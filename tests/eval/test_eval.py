@@ -1,4 +1,4 @@
-"""eval.harness and eval.baseline: metric functions on exact hand-made inputs, gold-set
+"""eval (gold set, metrics, gate, run) and eval.baseline: metric functions on exact hand-made inputs, gold-set
 validation, the bundled gold set against the bundled articles, the baseline's splitter and
 vector store, and run_eval end to end on a stub pipeline (no MiniLM model; fast)."""
 
@@ -11,7 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from eval import harness as H
+from eval import bbc as B
+from eval import distractors as D
+from eval import gate as Gate
+from eval import gold as G
+from eval import metrics as M
+from eval import run as R
 from eval.baseline import (
     CHUNK_OVERLAP, CHUNK_SIZE, FaissVectorStore, LangChainBaseline, ProjectEmbeddings, make_splitter, split_articles,
 )
@@ -46,40 +51,40 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_normalize_answer(text, expected):
-    assert H.normalize_answer(text) == expected
+    assert M.normalize_answer(text) == expected
 
 
 def test_contains_answer_number_words_both_ways():
-    assert H.contains_answer("Seven people were hurt.", "7")
-    assert H.contains_answer("7 people were hurt.", "seven")
-    assert H.contains_answer("about 30,000 reservists", "30000")
-    assert H.contains_answer("about 30000 reservists", "30,000")
-    assert H.contains_answer("It went to ASHKELON, then home", "Ashkelon")
-    assert not H.contains_answer("thus it was", "US")  # whole words only
-    assert not H.contains_answer("17 people", "7")
-    assert not H.contains_answer("anything", "—")  # empty after normalisation never matches
+    assert M.contains_answer("Seven people were hurt.", "7")
+    assert M.contains_answer("7 people were hurt.", "seven")
+    assert M.contains_answer("about 30,000 reservists", "30000")
+    assert M.contains_answer("about 30000 reservists", "30,000")
+    assert M.contains_answer("It went to ASHKELON, then home", "Ashkelon")
+    assert not M.contains_answer("thus it was", "US")  # whole words only
+    assert not M.contains_answer("17 people", "7")
+    assert not M.contains_answer("anything", "—")  # empty after normalisation never matches
 
 
 def test_token_f1_exact():
     # tokens p = [the, quick, brown, fox], g = [quick, brown, dog]: 2 common, P 1/2, R 2/3
-    assert H.token_f1("The quick brown fox", "quick brown dog") == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
-    assert H.token_f1("a b c", "a b c") == 1.0
-    assert H.token_f1("a b", "c d") == 0.0
-    assert H.token_f1("", "c d") == 0.0
-    assert H.token_f1("a a b", "a b b") == pytest.approx(2 / 3)  # multiset overlap
+    assert M.token_f1("The quick brown fox", "quick brown dog") == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert M.token_f1("a b c", "a b c") == 1.0
+    assert M.token_f1("a b", "c d") == 0.0
+    assert M.token_f1("", "c d") == 0.0
+    assert M.token_f1("a a b", "a b b") == pytest.approx(2 / 3)  # multiset overlap
 
 
 def test_answer_correct_rules():
-    assert H.answer_correct("Hamas warned residents of Ashkelon. [1]", ["Ashdod", "Ashkelon"])
-    assert not H.answer_correct("Hamas warned residents of Ashkelon.", ["Ashkelon"], abstained=True)
-    assert H.answer_correct("The long sentence.", ["seven"], short_answer="7")
+    assert M.answer_correct("Hamas warned residents of Ashkelon. [1]", ["Ashdod", "Ashkelon"])
+    assert not M.answer_correct("Hamas warned residents of Ashkelon.", ["Ashkelon"], abstained=True)
+    assert M.answer_correct("The long sentence.", ["seven"], short_answer="7")
     # gold longer than 4 words: token F1 >= 0.6 also counts (here 5 of 6 gold tokens, F1 = 10/13)
     gold = "planned evictions of Palestinian families in Sheikh"
-    assert H.answer_correct("over planned evictions of Palestinian families there", [gold])
+    assert M.answer_correct("over planned evictions of Palestinian families there", [gold])
     # the same overlap is no match for a gold of 4 words or fewer (containment only)
-    assert not H.answer_correct("planned evictions of families", ["planned evictions of Palestinian"])
-    assert not H.answer_correct("nothing in common here at all", [gold])
-    assert not H.answer_correct(None, ["x"])
+    assert not M.answer_correct("planned evictions of families", ["planned evictions of Palestinian"])
+    assert not M.answer_correct("nothing in common here at all", [gold])
+    assert not M.answer_correct(None, ["x"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,49 +92,49 @@ def test_answer_correct_rules():
 # ---------------------------------------------------------------------------------------------
 def test_evidence_rank_recall_mrr():
     passages = ["intro. Gold one is here.", "filler", "Gold  two\nis here. tail"]
-    assert H.evidence_rank(passages, ["Gold one is here."]) == 1
-    assert H.evidence_rank(passages, ["Gold two is here."]) == 3  # white space collapsed
-    assert H.evidence_rank(passages, ["Gold one is here.", "Gold two is here."]) == 3  # all within top 3
-    assert H.evidence_rank(passages, ["Gold one is here.", "missing"]) is None
-    assert H.evidence_rank(passages, []) is None
-    assert H.evidence_rank([], ["x"]) is None
+    assert M.evidence_rank(passages, ["Gold one is here."]) == 1
+    assert M.evidence_rank(passages, ["Gold two is here."]) == 3  # white space collapsed
+    assert M.evidence_rank(passages, ["Gold one is here.", "Gold two is here."]) == 3  # all within top 3
+    assert M.evidence_rank(passages, ["Gold one is here.", "missing"]) is None
+    assert M.evidence_rank(passages, []) is None
+    assert M.evidence_rank([], ["x"]) is None
 
     ranks = [1, 3, None, 2, 10]
-    assert H.recall_at(ranks, 1) == pytest.approx(1 / 5)
-    assert H.recall_at(ranks, 3) == pytest.approx(3 / 5)
-    assert H.recall_at(ranks, 5) == pytest.approx(3 / 5)
-    assert H.recall_at(ranks, 10) == pytest.approx(4 / 5)
-    assert H.mean_reciprocal_rank(ranks) == pytest.approx((1 + 1 / 3 + 0 + 1 / 2 + 1 / 10) / 5)
-    assert H.recall_at([], 5) is None and H.mean_reciprocal_rank([]) is None
+    assert M.recall_at(ranks, 1) == pytest.approx(1 / 5)
+    assert M.recall_at(ranks, 3) == pytest.approx(3 / 5)
+    assert M.recall_at(ranks, 5) == pytest.approx(3 / 5)
+    assert M.recall_at(ranks, 10) == pytest.approx(4 / 5)
+    assert M.mean_reciprocal_rank(ranks) == pytest.approx((1 + 1 / 3 + 0 + 1 / 2 + 1 / 10) / 5)
+    assert M.recall_at([], 5) is None and M.mean_reciprocal_rank([]) is None
 
 
 def test_citation_precision_and_recall():
     ev = ["Netanyahu met Gallant on Tuesday."]
-    assert H.citation_supported("Before that, Netanyahu met Gallant on Tuesday. After.", ev, [])  # contains evidence
-    assert H.citation_supported("Netanyahu met Gallant", ev, [])  # contained in evidence
-    assert H.citation_supported("Benjamin Netanyahu spoke.", [], ["Netanyahu"])  # contains an answer
-    assert not H.citation_supported("Rockets fell on Sderot.", ev, ["Netanyahu"])
-    assert not H.citation_supported("   ", ev, [])
+    assert M.citation_supported("Before that, Netanyahu met Gallant on Tuesday. After.", ev, [])  # contains evidence
+    assert M.citation_supported("Netanyahu met Gallant", ev, [])  # contained in evidence
+    assert M.citation_supported("Benjamin Netanyahu spoke.", [], ["Netanyahu"])  # contains an answer
+    assert not M.citation_supported("Rockets fell on Sderot.", ev, ["Netanyahu"])
+    assert not M.citation_supported("   ", ev, [])
 
     per_item = [
         (["Netanyahu met Gallant on Tuesday.", "Rockets fell on Sderot."], ev, ["Netanyahu"]),
         (["Seven people were hurt."], ["x"], ["7"]),
         ([], ev, ["y"]),
     ]
-    assert H.citation_precision(per_item) == pytest.approx(2 / 3)
-    assert H.citation_precision([([], ev, [])]) is None
+    assert M.citation_precision(per_item) == pytest.approx(2 / 3)
+    assert M.citation_precision([([], ev, [])]) is None
 
-    assert H.citation_recall(["a.txt", "a.txt"], ["a.txt", "b.txt"]) == 0.5
-    assert H.citation_recall(["a.txt", "b.txt", "c.txt"], ["a.txt", "b.txt"]) == 1.0
-    assert H.citation_recall([], ["a.txt"]) == 0.0
-    assert H.citation_recall([], []) == 1.0
+    assert M.citation_recall(["a.txt", "a.txt"], ["a.txt", "b.txt"]) == 0.5
+    assert M.citation_recall(["a.txt", "b.txt", "c.txt"], ["a.txt", "b.txt"]) == 1.0
+    assert M.citation_recall([], ["a.txt"]) == 0.0
+    assert M.citation_recall([], []) == 1.0
 
 
 def test_percentile():
-    assert H.percentile([10, 20, 30, 40, 50], 50) == 30
-    assert H.percentile([10, 20, 30, 40, 50], 95) == pytest.approx(48)
-    assert H.percentile([5.0], 95) == 5.0
-    assert H.percentile([], 50) is None
+    assert M.percentile([10, 20, 30, 40, 50], 50) == 30
+    assert M.percentile([10, 20, 30, 40, 50], 95) == pytest.approx(48)
+    assert M.percentile([5.0], 95) == 5.0
+    assert M.percentile([], 50) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +147,7 @@ def test_shipped_thresholds_gate_only_sets_nothing_was_fitted_on():
     for gate in gates.values():
         for key in gate:
             name = key.removesuffix("_max").removesuffix("_min")
-            assert name in H.HEADLINE, key
+            assert name in M.HEADLINE, key
 
 
 GOOD = {
@@ -165,17 +170,17 @@ def bars(tmp_path):
 
 
 def test_check_thresholds_passing(bars):
-    assert H.check_thresholds(GOOD, bars, "test") == []
-    assert H.check_thresholds({**GOOD, "answer_accuracy": 0.85, "abstention_answerable": 0.05}, bars, "test") == []  # inclusive
-    assert H.check_thresholds({"overall": GOOD}, bars, "test") == []  # nested layout accepted too
+    assert Gate.check_thresholds(GOOD, bars, "test") == []
+    assert Gate.check_thresholds({**GOOD, "answer_accuracy": 0.85, "abstention_answerable": 0.05}, bars, "test") == []  # inclusive
+    assert Gate.check_thresholds({"overall": GOOD}, bars, "test") == []  # nested layout accepted too
 
 
 def test_check_thresholds_failing(tmp_path, bars):
     with pytest.raises(BadInputError, match="no gate 'dev'"):
-        H.check_thresholds(GOOD, bars, "dev")
+        Gate.check_thresholds(GOOD, bars, "dev")
     bad = {**GOOD, "answer_accuracy": 0.81, "abstention_answerable": 0.0625, "citation_precision": None}
     del bad["evidence_recall@5"]
-    assert H.check_thresholds(bad, bars, "test") == [
+    assert Gate.check_thresholds(bad, bars, "test") == [
         "evidence_recall@5 is missing from the metrics (bar >= 0.97)",
         "answer_accuracy 0.81 < 0.85",
         "citation_precision n/a (no item to measure it; bar >= 0.95)",
@@ -183,12 +188,12 @@ def test_check_thresholds_failing(tmp_path, bars):
     ]
     p = tmp_path / "t.json"
     p.write_text(json.dumps({"mrr": 0.9, "latency_p95_ms_max": 500}))
-    assert H.check_thresholds({"mrr": 0.8999, "latency_p95_ms": 612.5}, p) == [
+    assert Gate.check_thresholds({"mrr": 0.8999, "latency_p95_ms": 612.5}, p) == [
         "mrr 0.8999 < 0.90", "latency_p95_ms 612.50 > 500",
     ]
     p.write_text("[1, 2]")
     with pytest.raises(BadInputError):
-        H.check_thresholds(GOOD, p)
+        Gate.check_thresholds(GOOD, p)
 
 
 def test_compare():
@@ -196,7 +201,7 @@ def test_compare():
              "baseline": {"evidence_recall@5": 0.8}}
     dis = {"answer_accuracy": 0.75, "evidence_recall@5": 0.95, "latency_p50_ms": 160.0, "citation_precision": 0.9,
            "baseline": {"evidence_recall@5": 0.5}}
-    c = H.compare(clean, dis)
+    c = M.compare(clean, dis)
     assert c["answer_accuracy"] == {"clean": 0.9, "distractor": 0.75, "drop": pytest.approx(0.15)}
     assert c["evidence_recall@5"]["drop"] == pytest.approx(0.05)
     assert c["latency_p50_ms"]["drop"] == pytest.approx(-60.0)
@@ -235,9 +240,9 @@ def test_load_qa_good(tmp_path):
              evidence=["The mayor of Springfield is Joe Quimby.", "The mayor of Shelbyville is Shelby Junior."]),
         _row(id="q3", type="unanswerable", answers=[], doc=None, evidence=None),
     ])
-    qa = H.load_qa(p, ARTS)
+    qa = G.load_qa(p, ARTS)
     assert [q.id for q in qa] == ["q1", "q2", "q3"]
-    assert qa[0] == H.QAItem("q1", "Who is the mayor of Springfield?", ("Joe Quimby",), ("a.txt",),
+    assert qa[0] == G.QAItem("q1", "Who is the mayor of Springfield?", ("Joe Quimby",), ("a.txt",),
                              ("The mayor of Springfield is Joe Quimby.",), "who", 1)
     assert qa[1].docs == ("a.txt", "b.txt") and len(qa[1].evidence) == 2 and qa[1].line == 3
     assert qa[2].docs == () and qa[2].evidence == () and not qa[2].answerable
@@ -248,7 +253,7 @@ def test_load_qa_good(tmp_path):
 def test_load_qa_malformed_json_names_line(tmp_path):
     p = _write(tmp_path, [_row(), '{"id": "q2", "question": ', _row(id="q3")])
     with pytest.raises(BadInputError) as e:
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
     msg = str(e.value)
     assert f"{p}:2:" in msg and "line 2 is not valid JSON" in msg
     assert ":1:" not in msg and ":3:" not in msg
@@ -257,7 +262,7 @@ def test_load_qa_malformed_json_names_line(tmp_path):
 def test_load_qa_unknown_doc(tmp_path):
     p = _write(tmp_path, [_row(), _row(id="q2", doc="nope.txt")])
     with pytest.raises(BadInputError) as e:
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
     msg = str(e.value)
     assert f"{p}:2: unknown doc 'nope.txt'" in msg
 
@@ -266,7 +271,7 @@ def test_load_qa_evidence_not_found(tmp_path):
     ev = "The mayor of Springfield is Homer Simpson, said nobody at all in this article."
     p = _write(tmp_path, [_row(evidence=ev)])
     with pytest.raises(BadInputError) as e:
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
     msg = str(e.value)
     assert f"{p}:1: evidence not found verbatim in a.txt" in msg
     assert ev[:40] in msg
@@ -275,7 +280,7 @@ def test_load_qa_evidence_not_found(tmp_path):
 def test_load_qa_evidence_in_another_doc_is_not_enough(tmp_path):
     p = _write(tmp_path, [_row(doc="b.txt")])
     with pytest.raises(BadInputError, match="evidence not found verbatim in b.txt"):
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
 
 
 @pytest.mark.parametrize(
@@ -293,23 +298,23 @@ def test_load_qa_evidence_in_another_doc_is_not_enough(tmp_path):
 def test_load_qa_other_errors(tmp_path, line, fragment):
     p = _write(tmp_path, [line])
     with pytest.raises(BadInputError, match=None) as e:
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
     assert f"{p}:1:" in str(e.value) and fragment in str(e.value)
 
 
 def test_load_qa_duplicate_id(tmp_path):
     p = _write(tmp_path, [_row(), _row()])
     with pytest.raises(BadInputError, match="id 'q1' is already used on line 1"):
-        H.load_qa(p, ARTS)
+        G.load_qa(p, ARTS)
 
 
 def test_bundled_gold_set_evidence_is_verbatim():
     """Every evidence string of eval/qa.jsonl is verbatim in its article under articles/ (as the
     index reads them); load_qa raises otherwise."""
-    articles = H.article_texts([ROOT / "articles"])
-    qa = H.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
+    articles = G.article_texts([ROOT / "articles"])
+    qa = G.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
     assert len(qa) >= 100
-    assert {q.type for q in qa} == set(H.QA_TYPES)
+    assert {q.type for q in qa} == set(G.QA_TYPES)
     for q in qa:
         for ev in q.evidence:
             assert any(ev in articles[d] for d in q.docs), (q.id, ev[:60])
@@ -317,9 +322,9 @@ def test_bundled_gold_set_evidence_is_verbatim():
 
 def test_heldout_gold_set_is_separate_and_verbatim():
     """eval/qa_heldout.jsonl: questions written after the main set's calibration, none repeated."""
-    articles = H.article_texts([ROOT / "articles"])
-    held = H.load_qa(ROOT / "eval" / "data" / "qa_heldout.jsonl", articles)
-    main = H.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
+    articles = G.article_texts([ROOT / "articles"])
+    held = G.load_qa(ROOT / "eval" / "data" / "qa_heldout.jsonl", articles)
+    main = G.load_qa(ROOT / "eval" / "data" / "qa.jsonl", articles)
     assert len(held) >= 25 and {q.type for q in held} >= {"who", "numeric", "unanswerable", "multi_doc"}
     assert not {q.question for q in held} & {q.question for q in main}
     assert not {q.id for q in held} & {q.id for q in main}
@@ -329,7 +334,7 @@ def test_heldout_gold_set_is_separate_and_verbatim():
 
 
 def test_bbc_paths():
-    paths = H.bbc_paths()
+    paths = B.bbc_paths()
     assert len(paths) == 2225
     assert {p.parent.name for p in paths} == {"business", "entertainment", "politics", "sports", "tech"}
     assert all(p.suffix == ".txt" and p.parent.parent.name == "data" for p in paths)
@@ -441,7 +446,7 @@ def _stub_case(tmp_path):
         _row(id="q5", question="When did rain fall?", type="when", answers=["Monday"], doc="b.txt",
              evidence="Rain fell on Monday."),
     ]
-    qa = H.load_qa(_write(tmp_path, rows), ARTS)
+    qa = G.load_qa(_write(tmp_path, rows), ARTS)
     filler = _psg(1, "b.txt", "Shelbyville news")
     answers = {
         "Who is the mayor?": Answer("Who is the mayor?", f"{EV_MAYOR} [1]", False, (_cit(1, "a.txt", EV_MAYOR),),
@@ -464,7 +469,7 @@ def test_run_eval_end_to_end_on_stub(tmp_path):
     out = tmp_path / "out"
     bars = tmp_path / "bars.json"
     bars.write_text(json.dumps({"stub": {"evidence_recall@5": 0.97, "_note": "ignored"}}))
-    m = H.run_eval(pipe, qa, out, k=3, progress=False, label="stubrun", gate="stub", thresholds=bars)
+    m = R.run_eval(pipe, qa, out, k=3, progress=False, label="stubrun", gate="stub", thresholds=bars)
     assert {c[1] for c in pipe.calls} == {10} and {c[2] for c in pipe.calls} == {"extractive"}
 
     # answerable q1, q2, q3, q5 with evidence ranks 1, 3, 2, None
@@ -524,7 +529,7 @@ def test_run_eval_without_baseline_and_errors(tmp_path):
         return pipe.answers[question]
 
     pipe.ask = ask
-    m = H.run_eval(pipe, qa, tmp_path / "o", baseline=False, progress=False)
+    m = R.run_eval(pipe, qa, tmp_path / "o", baseline=False, progress=False)
     assert "baseline" not in m and m["counts"]["errors"] == 1
     assert m["answer_accuracy"] == pytest.approx(2 / 4)
     assert "error: BadInputError: boom" in (tmp_path / "o" / "report.md").read_text()
@@ -532,10 +537,10 @@ def test_run_eval_without_baseline_and_errors(tmp_path):
 
     pipe.index.articles.pop("b.txt")
     with pytest.raises(BadInputError, match="does not hold b.txt"):
-        H.run_eval(pipe, qa, tmp_path / "o2", baseline=False, progress=False)
+        R.run_eval(pipe, qa, tmp_path / "o2", baseline=False, progress=False)
 
 
 def test_stage_bbc_gives_distinct_names(tmp_path):
-    staged = H.stage_bbc(tmp_path / "bbc")
+    staged = D.stage_bbc(tmp_path / "bbc")
     assert len(staged) == 2225 == len({p.name for p in staged})
     assert all(p.name.startswith("bbc_") for p in staged)

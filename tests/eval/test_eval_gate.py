@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from eval import bbc
-from eval.harness import DEFAULT_HELDOUT, answer_correct, check_thresholds, load_qa, run_eval
+from eval.gate import check_thresholds
+from eval.gold import DEFAULT_HELDOUT, load_qa
+from eval.metrics import answer_correct
+from eval.run import run_eval
 
 from conftest import ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.harness import QAItem
+from eval.gold import QAItem
 from eval.train import QuestionRows, choose_threshold, fit_scorer, handled, net_right, out_of_fold, top_answer
 from rag.retrieval.scoring import FEATURES
 
