@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import llm as L
+from rag.answering.llm import answer as La
+from rag.answering.llm import markers as Lk
+from rag.answering.llm import model as Lm
+from rag.answering.llm import prompt as Lp
+from rag.answering.llm import support as Ls
 from rag.errors import BadInputError, RagError
 from index.ingest import parse_article
 from rag.types import Answer, Passage
@@ -86,39 +90,39 @@ def _assert_citations_valid(ans: Answer, articles) -> None:
     ],
 )
 def test_parse_markers(sentence, expected):
-    assert L.parse_markers(sentence) == expected
+    assert Lk.parse_markers(sentence) == expected
 
 
 def test_split_answer_keeps_markers_with_their_sentence():
-    assert L.split_answer("Israel rejected the offer [1]. Gantz said no.[2] The U.S. backed it. [3]") == [
+    assert Lk.split_answer("Israel rejected the offer [1]. Gantz said no.[2] The U.S. backed it. [3]") == [
         "Israel rejected the offer [1].",
         "Gantz said no.[2]",
         "The U.S. backed it. [3]",
     ]
-    assert L.split_answer("Answer: One thing [1].\n- Another [2].\n\n") == ["One thing [1].", "Another [2]."]
-    assert L.split_answer("Dr. Smith spoke on Nov. 20 in Gaza [1].") == ["Dr. Smith spoke on Nov. 20 in Gaza [1]."]
-    assert L.split_answer("   ") == []
+    assert Lk.split_answer("Answer: One thing [1].\n- Another [2].\n\n") == ["One thing [1].", "Another [2]."]
+    assert Lk.split_answer("Dr. Smith spoke on Nov. 20 in Gaza [1].") == ["Dr. Smith spoke on Nov. 20 in Gaza [1]."]
+    assert Lk.split_answer("   ") == []
 
 
 def test_render_and_renumber():
-    assert L.render_sentence("Israel rejected the offer.", [1, 2]) == "Israel rejected the offer [1][2]."
-    assert L.render_sentence("No end date", [2]) == "No end date [2]."
-    assert L.render_sentence("He said “no.”", [1]) == "He said “no.” [1]"
-    assert L.render_sentence("Plain.", []) == "Plain."
-    assert L.renumber([[3], [1, 3], [2]]) == ([[1], [2, 1], [3]], {3: 1, 1: 2, 2: 3})
-    assert L.renumber([]) == ([], {})
+    assert Lk.render_sentence("Israel rejected the offer.", [1, 2]) == "Israel rejected the offer [1][2]."
+    assert Lk.render_sentence("No end date", [2]) == "No end date [2]."
+    assert Lk.render_sentence("He said “no.”", [1]) == "He said “no.” [1]"
+    assert Lk.render_sentence("Plain.", []) == "Plain."
+    assert Lk.renumber([[3], [1, 3], [2]]) == ([[1], [2, 1], [3]], {3: 1, 1: 2, 2: 3})
+    assert Lk.renumber([]) == ([], {})
 
 
 def test_drop_out_of_range():
-    assert L.drop_out_of_range([1, 5, 2, 0], 2) == ([1, 2], [5, 0])
-    assert L.drop_out_of_range([], 3) == ([], [])
+    assert Lk.drop_out_of_range([1, 5, 2, 0], 2) == ([1, 2], [5, 0])
+    assert Lk.drop_out_of_range([], 3) == ([], [])
 
 
 def test_is_abstention():
-    assert L.is_abstention("The articles don't say.")
-    assert L.is_abstention("The articles don’t say. [1]")
-    assert L.is_abstention("The passages do not mention the date.")
-    assert not L.is_abstention("Israel said the articles were wrong.")
+    assert Lk.is_abstention("The articles don't say.")
+    assert Lk.is_abstention("The articles don’t say. [1]")
+    assert Lk.is_abstention("The passages do not mention the date.")
+    assert not Lk.is_abstention("Israel said the articles were wrong.")
 
 
 # ---------------------------------------------------------------- the support test
@@ -131,28 +135,28 @@ EVIDENCE = [
 
 
 def test_support_paraphrase_and_numbers():
-    s = L.check_support("Israel rejected the Hamas ceasefire offer [1].", EVIDENCE)
-    assert s == L.Support(True, 1.0, 0)
-    assert L.supports("At least 83 Palestinians were killed, 17 of them children.", EVIDENCE)
-    assert L.supports("Seventeen children were among the 83 Palestinians killed.", EVIDENCE)
+    s = Ls.check_support("Israel rejected the Hamas ceasefire offer [1].", EVIDENCE)
+    assert s == Ls.Support(True, 1.0, 0)
+    assert Ls.supports("At least 83 Palestinians were killed, 17 of them children.", EVIDENCE)
+    assert Ls.supports("Seventeen children were among the 83 Palestinians killed.", EVIDENCE)
 
 
 def test_support_rejects_wrong_number_and_unknown_name():
-    s = L.check_support("At least 85 Palestinians have been killed.", EVIDENCE)
+    s = Ls.check_support("At least 85 Palestinians have been killed.", EVIDENCE)
     assert (s.supported, s.missing_numbers) == (False, ("85",))
-    s = L.check_support("Netanyahu rejected a ceasefire offer from Hamas.", EVIDENCE)
+    s = Ls.check_support("Netanyahu rejected a ceasefire offer from Hamas.", EVIDENCE)
     assert (s.supported, s.missing_names) == (False, ("netanyahu",))
 
 
 def test_support_threshold_and_empty():
-    s = L.check_support("Israel rejected a peace plan and closed borders.", EVIDENCE)
+    s = Ls.check_support("Israel rejected a peace plan and closed borders.", EVIDENCE)
     assert not s.supported and s.score == 0.3333  # israel, reject of israel/reject/peace/plan/clos/border
-    assert L.supports("Israel rejected a peace plan and closed borders.", EVIDENCE, threshold=0.33)
-    assert L.check_support("It is so.", EVIDENCE) == L.Support(False, 0.0, -1)
+    assert Ls.supports("Israel rejected a peace plan and closed borders.", EVIDENCE, threshold=0.33)
+    assert Ls.check_support("It is so.", EVIDENCE) == Ls.Support(False, 0.0, -1)
     # two consecutive evidence sentences together may support one claim
-    assert L.supports("Israel rejected the offer and voted to escalate the attacks.", EVIDENCE)
+    assert Ls.supports("Israel rejected the offer and voted to escalate the attacks.", EVIDENCE)
     # a plain string is split into sentences; markers in the claim are ignored
-    assert L.supports("The cabinet voted to escalate the attacks [7].", " ".join(EVIDENCE))
+    assert Ls.supports("The cabinet voted to escalate the attacks [7].", " ".join(EVIDENCE))
 
 
 # ---------------------------------------------------------------- checking whole answers
@@ -166,7 +170,7 @@ def test_llm_answer_keeps_supported_sentences_and_renumbers(corpus):
         "Israel rejected the Hamas ceasefire offer [2]. The cabinet voted to escalate the attacks [2]. "
         "Egypt brokered a truce on Friday [1]."
     )
-    ans = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    ans = La.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
     assert ans.mode == "llm" and not ans.abstained
     assert ans.answer == (
         "Israel rejected the Hamas ceasefire offer [1]. The cabinet voted to escalate the attacks [1]."
@@ -183,7 +187,7 @@ def test_llm_answer_keeps_supported_sentences_and_renumbers(corpus):
 def test_two_passages_cited_in_order_of_use(corpus):
     articles, passages, a, b = corpus
     raw = "Israel rejected a ceasefire offer from Hamas [2]. Iron Dome destroyed 51 projectiles [1]."
-    ans = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    ans = La.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
     assert ans.answer == (
         "Israel rejected a ceasefire offer from Hamas [1]. Iron Dome destroyed 51 projectiles [2]."
     )
@@ -197,17 +201,17 @@ def test_wrong_citation_is_removed_not_reattributed(corpus):
     articles, passages, a, b = corpus
     q = "How many people were killed?"
     raw = "Iron Dome killed 51 people [2]. At least 83 Palestinians were killed [2]."
-    ans = L.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
+    ans = La.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
     assert ans.answer == "At least 83 Palestinians were killed [1]."
     assert ans.citations[0].quote == "At least 83 Palestinians have been killed, including 17 children."
     assert ans.note == "llm: 1 sentence kept, 1 removed as unsupported"
     # the right fact under the wrong passage number is removed, not moved to the right passage
     raw = "At least 83 Palestinians were killed [1]."
-    ans = L.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
+    ans = La.llm_answer(q, passages, articles, _fake(raw), _fallback(q))
     assert ans.mode == "llm-fallback"
     assert ans.note == "llm: 0 sentences kept, 1 removed as unsupported; showing the extractive answer"
     # ... unless asked to re-attribute it to the passage that does support it
-    ans = L.check_llm_answer(q, raw, passages, articles, _fallback(q), reattribute=True)
+    ans = La.check_llm_answer(q, raw, passages, articles, _fallback(q), reattribute=True)
     assert (ans.mode, ans.answer) == ("llm", "At least 83 Palestinians were killed [1].")
     assert ans.citations[0].source == "a.txt"
     assert ans.note == "llm: 1 sentence kept, 1 sentence moved to the passage that supports it"
@@ -218,20 +222,20 @@ def test_supported_but_unrelated_copy_falls_back(corpus):
     q = "Who won the Eurovision song contest?"
     raw = "The Iron Dome system destroyed 51 incoming projectiles on Tuesday."
     fb = _fallback(q, abstained=True)
-    ans = L.llm_answer(q, passages, articles, _fake(raw), fb)
+    ans = La.llm_answer(q, passages, articles, _fake(raw), fb)
     assert (ans.mode, ans.abstained, ans.answer) == ("llm-fallback", True, fb.answer)
     assert ans.note == (
         "llm: 1 sentence kept, 1 uncited sentence cited to its best passage, but none of them shares "
         "a content word with the question; showing the extractive answer (no evidence)"
     )
-    assert L.addresses_question(q, ["Eurovision was won by Sweden [1]."])
-    assert not L.addresses_question(q, ["Iron Dome destroyed 51 projectiles."])
+    assert Ls.addresses_question(q, ["Eurovision was won by Sweden [1]."])
+    assert not Ls.addresses_question(q, ["Iron Dome destroyed 51 projectiles."])
 
 
 def test_out_of_range_markers_dropped_and_uncited_sentence_attributed(corpus):
     articles, passages, a, b = corpus
     raw = "Israel rejected a ceasefire offer from Hamas [5]. Ashdod has around 200,000 inhabitants [1][9]."
-    ans = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    ans = La.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
     assert ans.mode == "llm"
     assert ans.answer == (
         "Israel rejected a ceasefire offer from Hamas [1]. Ashdod has around 200,000 inhabitants [2]."
@@ -247,7 +251,7 @@ def test_out_of_range_markers_dropped_and_uncited_sentence_attributed(corpus):
 def test_nothing_supported_falls_back(corpus):
     articles, passages, a, b = corpus
     fb = _fallback(Q)
-    ans = L.llm_answer(Q, passages, articles, _fake("Egypt brokered a truce on Friday [1]. Talks continue [7]."), fb)
+    ans = La.llm_answer(Q, passages, articles, _fake("Egypt brokered a truce on Friday [1]. Talks continue [7]."), fb)
     assert ans.mode == "llm-fallback"
     assert (ans.answer, ans.abstained, ans.citations) == (fb.answer, False, fb.citations)
     assert ans.note == (
@@ -259,12 +263,12 @@ def test_nothing_supported_falls_back(corpus):
 def test_abstention_kept_only_when_extractive_abstained(corpus):
     articles, passages, a, b = corpus
     q = "Who won the election?"
-    ans = L.llm_answer(q, passages, articles, _fake("The articles don't say."), _fallback(q, abstained=True))
+    ans = La.llm_answer(q, passages, articles, _fake("The articles don't say."), _fallback(q, abstained=True))
     assert (ans.mode, ans.abstained, ans.answer, ans.citations) == ("llm", True, "The articles don't say.", ())
     assert ans.note == "llm: the model abstained, and so did the extractive reader (no evidence)"
 
     fb = _fallback(Q)
-    ans = L.llm_answer(Q, passages, articles, _fake("The articles don't say."), fb)
+    ans = La.llm_answer(Q, passages, articles, _fake("The articles don't say."), fb)
     assert (ans.mode, ans.answer, ans.abstained) == ("llm-fallback", fb.answer, False)
     assert ans.note == (
         "llm: the model abstained but the extractive reader found an answer; showing the extractive answer"
@@ -274,7 +278,7 @@ def test_abstention_kept_only_when_extractive_abstained(corpus):
 def test_hedge_sentence_dropped_from_mixed_answer(corpus):
     articles, passages, a, b = corpus
     raw = "The articles don't say why. Israel rejected a ceasefire offer from Hamas [2]."
-    ans = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    ans = La.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
     assert ans.answer == "Israel rejected a ceasefire offer from Hamas [1]."
     assert ans.note == "llm: 1 sentence kept, 1 hedge (\"The articles don't say.\") dropped"
 
@@ -291,23 +295,23 @@ def test_model_error_and_no_passages_fall_back(corpus):
             raise ConnectionError("server down")
 
     fb = _fallback(Q)
-    ans = L.llm_answer(Q, passages, articles, Broken(), fb)
+    ans = La.llm_answer(Q, passages, articles, Broken(), fb)
     assert ans.mode == "llm-fallback" and ans.answer == fb.answer
     assert ans.note == "llm: the model failed (ConnectionError: server down); showing the extractive answer"
-    out = list(L.stream_llm_answer(Q, passages, articles, Broken(), fb))
+    out = list(La.stream_llm_answer(Q, passages, articles, Broken(), fb))
     assert len(out) == 1 and out[0].mode == "llm-fallback"
-    ans = L.llm_answer(Q, [], articles, _fake("anything [1]."), fb)
+    ans = La.llm_answer(Q, [], articles, _fake("anything [1]."), fb)
     assert ans.mode == "llm-fallback" and ans.note == "llm: no passages to answer from; showing the extractive answer"
 
 
 def test_stream_yields_deltas_then_the_checked_answer(corpus):
     articles, passages, a, b = corpus
     raw = "Israel rejected a ceasefire offer from Hamas [2]. Mars is red [1]."
-    out = list(L.stream_llm_answer(Q, passages, articles, _fake(raw), _fallback(Q)))
+    out = list(La.stream_llm_answer(Q, passages, articles, _fake(raw), _fallback(Q)))
     *deltas, final = out
     assert all(isinstance(d, str) for d in deltas) and "".join(deltas) == raw
     assert isinstance(final, Answer)
-    whole = L.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
+    whole = La.llm_answer(Q, passages, articles, _fake(raw), _fallback(Q))
     assert (final.answer, final.citations, final.note, final.mode) == (
         whole.answer, whole.citations, whole.note, whole.mode,
     )
@@ -316,7 +320,7 @@ def test_stream_yields_deltas_then_the_checked_answer(corpus):
 
 def test_prompt_numbers_passages_with_titles(corpus):
     articles, passages, a, b = corpus
-    msgs = L.build_messages(Q, passages, articles)
+    msgs = Lp.build_messages(Q, passages, articles)
     assert [m.type for m in msgs] == ["system", "human", "ai", "human"]  # one worked example
     system, user = msgs[0], msgs[-1]
     assert "The articles don't say." in system.content
@@ -324,7 +328,7 @@ def test_prompt_numbers_passages_with_titles(corpus):
         f'Question: {Q}\n\nPassages:\n\n[1] From the article "Rockets Hit Ashdod":\nThe Iron Dome system destroyed'
     )
     assert '[2] From the article "Israel Rejects Truce Offer":\nOn Wednesday night' in user.content
-    assert user.content.endswith(f"Question: {Q}\n\n{L.REMINDER}")
+    assert user.content.endswith(f"Question: {Q}\n\n{Lp.REMINDER}")
 
 
 # ---------------------------------------------------------------- chat model factory (no model)
@@ -332,7 +336,7 @@ def test_prompt_numbers_passages_with_titles(corpus):
 
 def test_make_chat_model_rejects_unknown_kind():
     with pytest.raises(BadInputError, match="unknown chat model kind"):
-        L.make_chat_model("gpt")
+        Lm.make_chat_model("gpt")
 
 
 def test_make_chat_model_openai_reads_env(monkeypatch):
@@ -340,14 +344,14 @@ def test_make_chat_model_openai_reads_env(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("NEWSRAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("NEWSRAG_LLM_MODEL", "qwen")
-    m = L.make_chat_model("openai", max_tokens=64)
+    m = Lm.make_chat_model("openai", max_tokens=64)
     assert (m.model_name, m.openai_api_base, m.max_tokens, m.temperature) == ("qwen", "http://127.0.0.1:9/v1", 64, 0.0)
     assert m.openai_api_key.get_secret_value() == "sk-no-key-needed"
     monkeypatch.setenv("NEWSRAG_LLM_KIND", "openai")
-    assert type(L.chat_model_from_env()).__name__ == "ChatOpenAI"
+    assert type(Lm.chat_model_from_env()).__name__ == "ChatOpenAI"
     monkeypatch.delenv("NEWSRAG_LLM_BASE_URL")
     with pytest.raises(BadInputError, match="OPENAI_API_KEY"):
-        L.make_chat_model("openai")
+        Lm.make_chat_model("openai")
 
 
 def test_local_chat_model_generates_and_streams_with_a_fake_llama(monkeypatch):
@@ -367,8 +371,8 @@ def test_local_chat_model_generates_and_streams_with_a_fake_llama(monkeypatch):
     import threading
 
     fake = FakeLlama()
-    monkeypatch.setattr(L, "_load_llama", lambda *a: (fake, threading.Lock()))
-    model = L.local_chat_model_class()(model_path="/nonexistent.gguf", max_tokens=32)
+    monkeypatch.setattr(Lm, "_load_llama", lambda *a: (fake, threading.Lock()))
+    model = Lm.local_chat_model_class()(model_path="/nonexistent.gguf", max_tokens=32)
     from langchain_core.messages import HumanMessage, SystemMessage
 
     msg = model.invoke([SystemMessage(content="sys"), HumanMessage(content="q")])
@@ -396,44 +400,44 @@ def fake_parts(tmp_path, monkeypatch):
         names.append(f"fake_model_part{i}")
     joined = b"".join(data)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(L, "MODEL_PACKAGES", tuple(names))
-    monkeypatch.setattr(L, "MODEL_PART_FILES", tuple(f"part{i:02d}.bin" for i in range(1, 4)))
-    monkeypatch.setattr(L, "MODEL_SIZE", len(joined))
-    monkeypatch.setattr(L, "MODEL_SHA256", hashlib.sha256(joined).hexdigest())
-    monkeypatch.setattr(L, "_verified", set())
+    monkeypatch.setattr(Lm, "MODEL_PACKAGES", tuple(names))
+    monkeypatch.setattr(Lm, "MODEL_PART_FILES", tuple(f"part{i:02d}.bin" for i in range(1, 4)))
+    monkeypatch.setattr(Lm, "MODEL_SIZE", len(joined))
+    monkeypatch.setattr(Lm, "MODEL_SHA256", hashlib.sha256(joined).hexdigest())
+    monkeypatch.setattr(Lm, "_verified", set())
     return joined, tmp_path
 
 
 def test_packaged_model_path_joins_once_and_reuses(fake_parts, monkeypatch):
     joined, tmp = fake_parts
     cache = tmp / "cache"
-    p = L.packaged_model_path(cache)
-    assert p == cache / L.MODEL_FILENAME and p.read_bytes() == joined
-    assert [x.name for x in cache.iterdir()] == [L.MODEL_FILENAME]  # no temp file left
+    p = Lm.packaged_model_path(cache)
+    assert p == cache / Lm.MODEL_FILENAME and p.read_bytes() == joined
+    assert [x.name for x in cache.iterdir()] == [Lm.MODEL_FILENAME]  # no temp file left
     mtime = p.stat().st_mtime_ns
-    assert L.packaged_model_path(cache) == p and p.stat().st_mtime_ns == mtime
+    assert Lm.packaged_model_path(cache) == p and p.stat().st_mtime_ns == mtime
     # the env var sets the default folder
     monkeypatch.setenv("NEWSRAG_CACHE", str(tmp / "envcache"))
-    assert L.packaged_model_path() == tmp / "envcache" / L.MODEL_FILENAME
+    assert Lm.packaged_model_path() == tmp / "envcache" / Lm.MODEL_FILENAME
 
 
 def test_packaged_model_path_rebuilds_a_corrupt_cache(fake_parts):
     joined, tmp = fake_parts
     cache = tmp / "cache"
     cache.mkdir()
-    (cache / L.MODEL_FILENAME).write_bytes(b"x" * len(joined))  # right size, wrong content
-    assert L.packaged_model_path(cache).read_bytes() == joined
+    (cache / Lm.MODEL_FILENAME).write_bytes(b"x" * len(joined))  # right size, wrong content
+    assert Lm.packaged_model_path(cache).read_bytes() == joined
 
 
 def test_packaged_model_path_errors(fake_parts, monkeypatch):
     joined, tmp = fake_parts
-    monkeypatch.setattr(L, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(Lm, "MODEL_SHA256", "0" * 64)
     with pytest.raises(RagError, match="expected 0000"):
-        L.packaged_model_path(tmp / "c1")
+        Lm.packaged_model_path(tmp / "c1")
     assert list((tmp / "c1").iterdir()) == []
-    monkeypatch.setattr(L, "MODEL_PACKAGES", L.MODEL_PACKAGES[:2] + ("no_such_model_part3",))
+    monkeypatch.setattr(Lm, "MODEL_PACKAGES", Lm.MODEL_PACKAGES[:2] + ("no_such_model_part3",))
     with pytest.raises(RagError, match=r"package no-such-model-part3 is not installed\): pip install -e \.\[llm\]"):
-        L.packaged_model_path(tmp / "c2")
+        Lm.packaged_model_path(tmp / "c2")
 
 
 def test_import_loads_nothing_heavy():
@@ -450,11 +454,11 @@ def _require_model() -> Path:
         "llama_cpp", reason="llama-cpp-python is not installed or not loadable (pip install -e .[llm])",
         exc_type=ImportError,
     )
-    for pkg in L.MODEL_PACKAGES:
+    for pkg in Lm.MODEL_PACKAGES:
         pytest.importorskip(
             pkg, reason=f"model package {pkg} is not installed (pip install -e .[llm])", exc_type=ImportError
         )
-    return L.packaged_model_path()
+    return Lm.packaged_model_path()
 
 
 def _real_case():
@@ -491,11 +495,11 @@ def _check_real(ans: Answer, articles, fb: Answer) -> None:
 @pytest.mark.llm
 def test_local_model_answers_with_valid_citations_or_falls_back():
     path = _require_model()
-    model = L.make_chat_model("local", model_path=path)
+    model = Lm.make_chat_model("local", model_path=path)
     q, passages, articles, fb = _real_case()
-    ans = L.llm_answer(q, passages, articles, model, fb)
+    ans = La.llm_answer(q, passages, articles, model, fb)
     _check_real(ans, articles, fb)
-    *deltas, final = list(L.stream_llm_answer(q, passages, articles, model, fb))
+    *deltas, final = list(La.stream_llm_answer(q, passages, articles, model, fb))
     assert deltas and all(isinstance(d, str) for d in deltas)
     _check_real(final, articles, fb)
 
@@ -550,11 +554,11 @@ def llama_server(tmp_path):
 def test_openai_kind_through_llama_cpp_server(llama_server, monkeypatch):
     pytest.importorskip("langchain_openai", reason="langchain-openai is not installed (pip install -e .[llm])")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    model = L.make_chat_model("openai", base_url=llama_server)
+    model = Lm.make_chat_model("openai", base_url=llama_server)
     q, passages, articles, fb = _real_case()
-    ans = L.llm_answer(q, passages, articles, model, fb)
+    ans = La.llm_answer(q, passages, articles, model, fb)
     assert not (ans.note or "").startswith("llm: the model failed"), ans.note
     _check_real(ans, articles, fb)
-    *deltas, final = list(L.stream_llm_answer(q, passages, articles, model, fb))
+    *deltas, final = list(La.stream_llm_answer(q, passages, articles, model, fb))
     assert deltas
     _check_real(final, articles, fb)
