@@ -86,56 +86,62 @@ def load_qa(path: Path, articles: Mapping[str, str]) -> list[QAItem]:
         if missing:
             errors.append(f"{where}: missing key(s) {', '.join(missing)}")
             continue
-        problems = []
-        qid, question, qtype = d["id"], d["question"], d["type"]
-        if not isinstance(qid, str) or not qid.strip():
-            problems.append("id must be a non-empty string")
-        elif qid in seen:
-            problems.append(f"id {qid!r} is already used on line {seen[qid]}")
-        if not isinstance(question, str) or not question.strip():
-            problems.append("question must be a non-empty string")
-        if qtype not in QA_TYPES:
-            problems.append(f"type {qtype!r} is not one of {', '.join(QA_TYPES)}")
-        unanswerable = qtype == "unanswerable"
-        answers = d["answers"]
-        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-            problems.append("answers must be a list of non-empty strings")
-            answers = []
-        elif not answers and not unanswerable:
-            problems.append(f"a {qtype} item needs at least one answer")
-        docs = _str_list(d["doc"], allow_null=unanswerable)
-        if docs is None:
-            problems.append("doc must be a file name or a list of file names" + ("" if unanswerable else " (null only for unanswerable items)"))
-            docs = ()
-        evidence = _str_list(d["evidence"], allow_null=unanswerable)
-        if evidence is None:
-            problems.append("evidence must be a string or a list of strings" + ("" if unanswerable else " (null only for unanswerable items)"))
-            evidence = ()
-        if evidence and not docs:
-            problems.append("evidence is given but doc is null")
-        if qtype == "multi_doc" and len(set(docs)) < 2:
-            problems.append("a multi_doc item needs at least two docs")
-        unknown = [n for n in docs if n not in articles]
-        for n in unknown:
-            known = ", ".join(sorted(articles)[:8]) + (", …" if len(articles) > 8 else "")
-            problems.append(f"unknown doc {n!r} (not among the {len(articles)} articles: {known})")
-        if not unknown:
-            for ev in evidence:
-                if not any(ev in articles[n] for n in docs):
-                    problems.append(
-                        f"evidence not found verbatim in {', '.join(docs)}: {_clip(ev)!r}"
-                    )
+        item, problems = _check_item(d, lineno, seen, articles)
         if problems:
             errors.extend(f"{where}: {p}" for p in problems)
             continue
-        seen[qid] = lineno
-        items.append(QAItem(qid, question, tuple(answers), docs, evidence, qtype, lineno))
+        seen[item.id] = lineno
+        items.append(item)
     if errors:
         head = f"{path}: {len(errors)} problem(s) in the gold set"
         raise BadInputError(head + "\n" + "\n".join(errors))
     if not items:
         raise BadInputError(f"{path}: the gold set holds no question")
     return items
+
+
+def _check_item(d: dict[str, Any], lineno: int, seen: Mapping[str, int],
+                articles: Mapping[str, str]) -> tuple[QAItem, list[str]]:
+    """One gold line as an item, and what is wrong with it (see load_qa)."""
+    problems = []
+    qid, question, qtype = d["id"], d["question"], d["type"]
+    if not isinstance(qid, str) or not qid.strip():
+        problems.append("id must be a non-empty string")
+    elif qid in seen:
+        problems.append(f"id {qid!r} is already used on line {seen[qid]}")
+    if not isinstance(question, str) or not question.strip():
+        problems.append("question must be a non-empty string")
+    if qtype not in QA_TYPES:
+        problems.append(f"type {qtype!r} is not one of {', '.join(QA_TYPES)}")
+    unanswerable = qtype == "unanswerable"
+    answers = d["answers"]
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        problems.append("answers must be a list of non-empty strings")
+        answers = []
+    elif not answers and not unanswerable:
+        problems.append(f"a {qtype} item needs at least one answer")
+    null_note = "" if unanswerable else " (null only for unanswerable items)"
+    docs = _str_list(d["doc"], allow_null=unanswerable)
+    if docs is None:
+        problems.append("doc must be a file name or a list of file names" + null_note)
+        docs = ()
+    evidence = _str_list(d["evidence"], allow_null=unanswerable)
+    if evidence is None:
+        problems.append("evidence must be a string or a list of strings" + null_note)
+        evidence = ()
+    if evidence and not docs:
+        problems.append("evidence is given but doc is null")
+    if qtype == "multi_doc" and len(set(docs)) < 2:
+        problems.append("a multi_doc item needs at least two docs")
+    unknown = [n for n in docs if n not in articles]
+    for n in unknown:
+        known = ", ".join(sorted(articles)[:8]) + (", …" if len(articles) > 8 else "")
+        problems.append(f"unknown doc {n!r} (not among the {len(articles)} articles: {known})")
+    if not unknown:
+        for ev in evidence:
+            if not any(ev in articles[n] for n in docs):
+                problems.append(f"evidence not found verbatim in {', '.join(docs)}: {_clip(ev)!r}")
+    return QAItem(qid, question, tuple(answers), docs, evidence, qtype, lineno), problems
 
 
 def article_texts(paths: Sequence[Path | str] | None = None) -> dict[str, str]:

@@ -66,24 +66,36 @@ def _quote(s: str | None, n: int = 400) -> str:
 
 
 def report_markdown(metrics: dict, results: Sequence[ItemResult], k: int, chart: str) -> str:
-    m, b = metrics, metrics.get("baseline")
+    """report.md of a run: header and gate, headline table beside the baseline, per type,
+    confidence, counts, and every failed question with what the chain answered."""
+    sections = [
+        _header(metrics, k), _headline(metrics, k), _per_type(metrics, k, chart), _confidence(metrics),
+        _counts(metrics), _failures(results),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
+
+
+def _bars(gate: str | None, path: Path = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    """The bars of ``gate`` in the thresholds file ({} when not gated or unreadable)."""
     try:
-        bars = json.loads(DEFAULT_THRESHOLDS.read_text(encoding="utf-8"))
+        bars = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        bars = {}
+        return {}
+    return bars.get(gate, {}) if gate and isinstance(bars, dict) else {}
 
-    def bar_for(name: str) -> str:
-        if name in bars:
-            return f"≥ {bars[name]}"
-        if f"{name}_min" in bars:
-            return f"≥ {bars[name + '_min']}"
-        if f"{name}_max" in bars:
-            return f"≤ {bars[name + '_max']}"
-        return ""
 
-    L: list[str] = []
-    L.append(f"# Evaluation report — {m['label']}")
-    L.append("")
+def _bar_for(bars: dict[str, Any], name: str) -> str:
+    if name in bars:
+        return f"≥ {bars[name]}"
+    if f"{name}_min" in bars:
+        return f"≥ {bars[name + '_min']}"
+    if f"{name}_max" in bars:
+        return f"≤ {bars[name + '_max']}"
+    return ""
+
+
+def _header(m: dict, k: int) -> list[str]:
+    L = [f"# Evaluation report — {m['label']}", ""]
     L.append(
         f"{m['questions']} questions ({m['counts']['answerable']} answerable, {m['counts']['unanswerable']} unanswerable) "
         f"over {m['corpus']['documents']} indexed article(s); mode `{m['mode']}`, k = {k} "
@@ -95,11 +107,12 @@ def report_markdown(metrics: dict, results: Sequence[ItemResult], k: int, chart:
         L.append("**Thresholds:** not gated (only the test split and the held-out set are: nothing was fitted on them).")
     else:
         L.append(f"**Thresholds ({m['gate']}):** " + ("all met." if not fails else "FAILED — " + "; ".join(fails)))
-    L.append("")
-    L.append("## Headline metrics")
-    L.append("")
-    L.append("| metric | system | baseline | bar |")
-    L.append("|---|---|---|---|")
+    return L
+
+
+def _headline(m: dict, k: int) -> list[str]:
+    b, bars = m.get("baseline"), _bars(m.get("gate"))
+    L = ["## Headline metrics", "", "| metric | system | baseline | bar |", "|---|---|---|---|"]
     names = list(HEADLINE)
     if f"evidence_recall@{k}" not in names:
         names.insert(4, f"evidence_recall@{k}")
@@ -107,7 +120,7 @@ def report_markdown(metrics: dict, results: Sequence[ItemResult], k: int, chart:
         bval = None
         if b is not None:
             bval = b.get("search_latency_p50_ms") if name == "latency_p50_ms" else b.get(name)
-        L.append(f"| {name} | {_cell(m.get(name), name)} | {_cell(bval, name)} | {bar_for(name)} |")
+        L.append(f"| {name} | {_cell(m.get(name), name)} | {_cell(bval, name)} | {_bar_for(bars, name)} |")
     L.append("")
     L.append(
         "Baseline: LangChain `RecursiveCharacterTextSplitter(1000, 200)` + the same MiniLM model + exact FAISS "
@@ -119,9 +132,11 @@ def report_markdown(metrics: dict, results: Sequence[ItemResult], k: int, chart:
             f"Baseline index: {b['chunks']} chunks built in {b['build_seconds']} s; "
             f"{b['evidence_in_no_chunk']} gold evidence sentence(s) lie in no single baseline chunk."
         )
-    L.append("")
-    L.append("## Per question type")
-    L.append("")
+    return L
+
+
+def _per_type(m: dict, k: int, chart: str) -> list[str]:
+    b = m.get("baseline")
     cols = [f"evidence_recall@{a}" for a in sorted(set(RECALL_AT) | {k})] + [
         "mrr", "answer_accuracy", "citation_precision", "citation_recall", "abstention_unanswerable",
         "abstention_answerable", "latency_p50_ms",
@@ -131,71 +146,67 @@ def report_markdown(metrics: dict, results: Sequence[ItemResult], k: int, chart:
     head = ["type", "n"] + [short[c] for c in cols]
     if b is not None:
         head += [f"base R@{k}", "base acc"]
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "---|" * len(head))
+    L = ["## Per question type", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t, row in m["per_type"].items():
         cells = [t, str(row["n"])] + [_cell(row.get(c), c) for c in cols]
         if b is not None:
             bt = b["per_type"].get(t, {})
             cells += [_cell(bt.get(f"evidence_recall@{k}")), _cell(bt.get("answer_accuracy"))]
         L.append("| " + " | ".join(cells) + " |")
-    L.append("")
-    L.append(f"![per-type results]({chart})")
-    if metrics.get("reliability_chart"):
-        L.append("")
-        L.append("## Confidence")
-        L.append("")
-        L.append("Reliability of the answer's confidence (right = the best sentence answers it; unanswerable "
-                 "questions are never right) and the risk-coverage curve it gives.")
-        L.append("")
-        L.append("| confidence bin | questions | mean confidence | share right |")
-        L.append("|---|---:|---:|---:|")
-        for b in metrics["reliability"]:
-            L.append(f"| {b['lo']:.1f}-{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
-        L.append("")
-        L.append(f"![reliability and risk-coverage]({metrics['reliability_chart']})")
-    L.append("")
-    L.append("## Counts")
-    L.append("")
-    for key, v in m["counts"].items():
-        if key != "by_type":
-            L.append(f"- {key}: {v}")
-    L.append("")
+    L += ["", f"![per-type results]({chart})"]
+    return L
+
+
+def _confidence(m: dict) -> list[str]:
+    if not m.get("reliability_chart"):
+        return []
+    L = ["## Confidence", "",
+         "Reliability of the answer's confidence (right = the best sentence answers it; unanswerable "
+         "questions are never right) and the risk-coverage curve it gives.", "",
+         "| confidence bin | questions | mean confidence | share right |", "|---|---:|---:|---:|"]
+    for b in m["reliability"]:
+        L.append(f"| {b['lo']:.1f}-{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
+    L += ["", f"![reliability and risk-coverage]({m['reliability_chart']})"]
+    return L
+
+
+def _counts(m: dict) -> list[str]:
+    return ["## Counts", ""] + [f"- {key}: {v}" for key, v in m["counts"].items() if key != "by_type"]
+
+
+def _failures(results: Sequence[ItemResult]) -> list[str]:
     failed = [r for r in results if r.reasons]
-    L.append(f"## Failures ({len(failed)})")
-    L.append("")
+    L = [f"## Failures ({len(failed)})", ""]
     if not failed:
         L.append("None.")
     for r in failed:
-        it = r.item
-        L.append(f"### {it.id} ({it.type}) — {'; '.join(r.reasons)}")
-        L.append("")
-        L.append(f"- **Question:** {it.question}")
-        L.append("- **Expected:** " + (", ".join(f"“{a}”" for a in it.answers) if it.answers else "abstain (unanswerable)"))
-        for d in it.docs:
-            L.append(f"- **Gold doc:** {d}")
-        for ev in it.evidence:
-            L.append(f"- **Gold evidence:** {_quote(ev)}")
-        ans = r.answer
-        if r.error:
-            L.append(f"- **Error:** {r.error}")
-        elif ans is not None:
-            L.append(f"- **Abstained:** {'yes' if ans.abstained else 'no'}" + (f" — note: {ans.note}" if ans.note else ""))
-            L.append(f"- **Answer:** {_quote(ans.answer)}")
-            if ans.short_answer:
-                L.append(f"- **Short answer:** {ans.short_answer}")
-            for c, ok in zip(ans.citations, r.supported):
-                L.append(f"- **Citation [{c.n}]** {c.source} {c.start}-{c.end} ({'supported' if ok else 'UNSUPPORTED'}): {_quote(c.quote, 300)}")
-            rank = "not in the passages" if r.rank is None else f"rank {r.rank}"
-            if it.answerable:
-                L.append(f"- **Evidence rank:** {rank}")
-            for p in ans.passages[:3]:
-                L.append(f"- **Passage {p.rank}** {p.source} {p.start}-{p.end} (score {p.score}): {_quote(p.text, 200)}")
-            L.append(f"- **Latency:** {ans.latency_ms:.0f} ms")
-        if r.baseline_top is not None and it.answerable:
-            L.append(
-                f"- **Baseline:** evidence rank {r.baseline_rank or '–'}, top chunk "
-                f"{'contains' if r.baseline_correct else 'lacks'} an answer ({r.baseline_sources[0] if r.baseline_sources else '–'})"
-            )
-        L.append("")
-    return "\n".join(L) + "\n"
+        L += _failure(r) + [""]
+    return L
+
+
+def _failure(r: ItemResult) -> list[str]:
+    it, ans = r.item, r.answer
+    L = [f"### {it.id} ({it.type}) — {'; '.join(r.reasons)}", "", f"- **Question:** {it.question}"]
+    L.append("- **Expected:** " + (", ".join(f"“{a}”" for a in it.answers) if it.answers else "abstain (unanswerable)"))
+    L += [f"- **Gold doc:** {d}" for d in it.docs]
+    L += [f"- **Gold evidence:** {_quote(ev)}" for ev in it.evidence]
+    if r.error:
+        L.append(f"- **Error:** {r.error}")
+    elif ans is not None:
+        L.append(f"- **Abstained:** {'yes' if ans.abstained else 'no'}" + (f" — note: {ans.note}" if ans.note else ""))
+        L.append(f"- **Answer:** {_quote(ans.answer)}")
+        if ans.short_answer:
+            L.append(f"- **Short answer:** {ans.short_answer}")
+        for c, ok in zip(ans.citations, r.supported):
+            L.append(f"- **Citation [{c.n}]** {c.source} {c.start}-{c.end} ({'supported' if ok else 'UNSUPPORTED'}): {_quote(c.quote, 300)}")
+        if it.answerable:
+            L.append(f"- **Evidence rank:** {'not in the passages' if r.rank is None else f'rank {r.rank}'}")
+        for p in ans.passages[:3]:
+            L.append(f"- **Passage {p.rank}** {p.source} {p.start}-{p.end} (score {p.score}): {_quote(p.text, 200)}")
+        L.append(f"- **Latency:** {ans.latency_ms:.0f} ms")
+    if r.baseline_top is not None and it.answerable:
+        L.append(
+            f"- **Baseline:** evidence rank {r.baseline_rank or '–'}, top chunk "
+            f"{'contains' if r.baseline_correct else 'lacks'} an answer ({r.baseline_sources[0] if r.baseline_sources else '–'})"
+        )
+    return L

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rag.answering.llm.markers import (
@@ -42,6 +43,75 @@ def _to_fallback(fallback: Answer, reason: str, elapsed_ms: float) -> Answer:
     )
 
 
+@dataclass
+class Grounding:
+    """What the support test kept of a model's answer: each sentence with the passages (1-based)
+    that support it, the best-supporting sentence of each passage, and what was dropped."""
+
+    kept: list[tuple[str, list[int]]] = field(default_factory=list)
+    best_for: dict[int, tuple[float, int]] = field(default_factory=dict)  # passage index -> (score, sentence index)
+    removed: int = 0
+    dropped: int = 0
+    attributed: int = 0
+    moved: int = 0
+    hedges: int = 0
+
+    def summary(self) -> str:
+        parts = [f"{_plural(len(self.kept), 'sentence')} kept"]
+        if self.removed:
+            parts.append(f"{self.removed} removed as unsupported")
+        if self.dropped:
+            parts.append(f"{_plural(self.dropped, 'marker')} to passages not given dropped")
+        if self.attributed:
+            parts.append(f"{_plural(self.attributed, 'uncited sentence')} cited to its best passage")
+        if self.moved:
+            parts.append(f"{_plural(self.moved, 'sentence')} moved to the passage that supports it")
+        if self.hedges:
+            parts.append(f"{_plural(self.hedges, 'hedge')} (\"{ABSTAIN_TEXT}\") dropped")
+        return ", ".join(parts)
+
+
+def ground(pieces: Sequence[str], abstain: Sequence[bool], texts: Sequence[Sequence[str]], *,
+           threshold: float, reattribute: bool) -> Grounding:
+    """Keep each sentence of the answer that the passages it cites support (see check_llm_answer)."""
+    n = len(texts)
+    g = Grounding()
+    for piece, is_abs in zip(pieces, abstain):
+        if is_abs:
+            g.hedges += 1
+            continue
+        text, markers = parse_markers(piece)
+        markers, out_of_range = drop_out_of_range(markers, n)
+        g.dropped += len(out_of_range)
+        if not text or not n:
+            g.removed += 1
+            continue
+        results = {k: check_support(text, texts[k - 1], threshold) for k in (markers or range(1, n + 1))}
+        if markers:
+            good = [k for k in markers if results[k].supported]
+            if not good and len(markers) > 1:  # a claim that joins its cited passages
+                joint = check_support(text, [t for k in markers for t in texts[k - 1]], threshold)
+                good = list(markers) if joint.supported else []
+        if not markers or (not good and reattribute):
+            results.update({k: check_support(text, texts[k - 1], threshold) for k in range(1, n + 1) if k not in results})
+            ok = [k for k in range(1, n + 1) if k not in markers and results[k].supported]
+            good = [max(ok, key=lambda k: (results[k].score, -k))] if ok else []
+            if markers:
+                g.moved += bool(good)
+            else:
+                g.attributed += bool(good)
+        if not good:
+            g.removed += 1
+            continue
+        for k in good:
+            r = results[k]
+            prev = g.best_for.get(k - 1)
+            if prev is None or r.score > prev[0]:
+                g.best_for[k - 1] = (r.score, max(r.best, 0))
+        g.kept.append((text, good))
+    return g
+
+
 def check_llm_answer(
     question: str,
     raw: str,
@@ -63,7 +133,6 @@ def check_llm_answer(
     given passage does, cited to that passage instead (small models often cite the wrong number);
     off by default, so a wrong citation removes the sentence."""
     passages = tuple(passages)
-    n = len(passages)
     pieces = split_answer(raw or "")
     if not pieces:
         return _to_fallback(fallback, "the model gave an empty answer", elapsed_ms)
@@ -79,70 +148,19 @@ def check_llm_answer(
         return _to_fallback(fallback, "the model abstained but the extractive reader found an answer", elapsed_ms)
 
     evidence = [passage_sentences(p, articles) for p in passages]
-    texts = [[t for _, t in ev] for ev in evidence]
-    kept: list[tuple[str, list[int]]] = []
-    best_for: dict[int, tuple[float, int]] = {}  # passage index -> (score, sentence index)
-    removed = dropped = attributed = moved = hedges = 0
-    for piece, is_abs in zip(pieces, abstain):
-        if is_abs:
-            hedges += 1
-            continue
-        text, markers = parse_markers(piece)
-        markers, out_of_range = drop_out_of_range(markers, n)
-        dropped += len(out_of_range)
-        if not text or not n:
-            removed += 1
-            continue
-        results = {k: check_support(text, texts[k - 1], threshold) for k in (markers or range(1, n + 1))}
-        if markers:
-            good = [k for k in markers if results[k].supported]
-            if not good and len(markers) > 1:  # a claim that joins its cited passages
-                joint = check_support(text, [t for k in markers for t in texts[k - 1]], threshold)
-                good = list(markers) if joint.supported else []
-        if not markers or (not good and reattribute):
-            results.update({k: check_support(text, texts[k - 1], threshold) for k in range(1, n + 1) if k not in results})
-            ok = [k for k in range(1, n + 1) if k not in markers and results[k].supported]
-            good = [max(ok, key=lambda k: (results[k].score, -k))] if ok else []
-            if markers:
-                moved += bool(good)
-            else:
-                attributed += bool(good)
-        if not good:
-            removed += 1
-            continue
-        for k in good:
-            r = results[k]
-            prev = best_for.get(k - 1)
-            if prev is None or r.score > prev[0]:
-                best_for[k - 1] = (r.score, max(r.best, 0))
-        kept.append((text, good))
-
-    def summary() -> str:
-        parts = [f"{_plural(len(kept), 'sentence')} kept"]
-        if removed:
-            parts.append(f"{removed} removed as unsupported")
-        if dropped:
-            parts.append(f"{_plural(dropped, 'marker')} to passages not given dropped")
-        if attributed:
-            parts.append(f"{_plural(attributed, 'uncited sentence')} cited to its best passage")
-        if moved:
-            parts.append(f"{_plural(moved, 'sentence')} moved to the passage that supports it")
-        if hedges:
-            parts.append(f"{_plural(hedges, 'hedge')} (\"{ABSTAIN_TEXT}\") dropped")
-        return ", ".join(parts)
-
-    if not kept:
-        return _to_fallback(fallback, summary(), elapsed_ms)
-    if not addresses_question(question, [t for t, _ in kept]):
-        reason = f"{summary()}, but none of them shares a content word with the question"
+    g = ground(pieces, abstain, [[t for _, t in ev] for ev in evidence], threshold=threshold, reattribute=reattribute)
+    if not g.kept:
+        return _to_fallback(fallback, g.summary(), elapsed_ms)
+    if not addresses_question(question, [t for t, _ in g.kept]):
+        reason = f"{g.summary()}, but none of them shares a content word with the question"
         return _to_fallback(fallback, reason, elapsed_ms)
 
-    new_lists, mapping = renumber([ms for _, ms in kept])
-    answer = " ".join(render_sentence(t, ms) for (t, _), ms in zip(kept, new_lists))
+    new_lists, mapping = renumber([ms for _, ms in g.kept])
+    answer = " ".join(render_sentence(t, ms) for (t, _), ms in zip(g.kept, new_lists))
     citations = []
     for old, new in sorted(mapping.items(), key=lambda kv: kv[1]):
         p = passages[old - 1]
-        span, _ = evidence[old - 1][best_for[old - 1][1]]
+        span, _ = evidence[old - 1][g.best_for[old - 1][1]]
         a = articles.get(p.doc_id)
         if a is not None and a.text[p.start : p.end] == p.text:
             quote = a.text[span.start : span.end]
@@ -157,7 +175,7 @@ def check_llm_answer(
         )
     return Answer(
         question=question, answer=answer, abstained=False, citations=tuple(citations),
-        passages=passages, latency_ms=elapsed_ms, mode="llm", note=f"llm: {summary()}",
+        passages=passages, latency_ms=elapsed_ms, mode="llm", note=f"llm: {g.summary()}",
     )
 
 
