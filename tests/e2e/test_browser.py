@@ -1,4 +1,4 @@
-"""End to end in a real headless Chromium: the app starts through ``ui.app.launch`` (building
+"""End to end in a real headless Chromium: the app starts through ``ui.launch`` (building
 an index in tmp_path from the bundled articles with the real MiniLM), a question is answered
 with a citation, the citation opens the article with the cited span highlighted, an
 unanswerable question abstains with leads, an uploaded article becomes answerable (and its
@@ -31,7 +31,7 @@ Engineers said the deck ![x](http://127.0.0.1:9/track.png) was assembled <script
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from ui.app import _free_port, launch
+    from ui.server import free_port as _free_port, launch
 
     tmp = tmp_path_factory.mktemp("e2e")
     port = _free_port()

@@ -40,7 +40,8 @@ CASES = [
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     from rag.pipeline import RagPipeline
-    from ui.app import _free_port, build_app, serve
+    from ui.app import build_app
+    from ui.server import free_port as _free_port, serve
 
     index_dir = tmp_path_factory.mktemp("ui_api") / "index"
     pipeline = RagPipeline(index_dir=index_dir)

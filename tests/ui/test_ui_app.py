@@ -65,7 +65,7 @@ def test_import_loads_no_model_and_disables_analytics():
 
 # ---------------------------------------------------------------- upload checks
 def test_check_upload_reasons(tmp_path: Path):
-    from ui.app import MAX_UPLOAD_BYTES, check_upload
+    from ui.uploads import MAX_UPLOAD_BYTES, check_upload
 
     def write(name: str, data: bytes) -> Path:
         p = tmp_path / name
@@ -91,7 +91,7 @@ def _manifest(p: RagPipeline) -> dict:
 
 
 def test_upload_refusal_changes_nothing(tmp_path: Path, pipeline: RagPipeline):
-    from ui.app import index_uploads
+    from ui.uploads import index_uploads
 
     uploads = tmp_path / "uploads"
     src = tmp_path / "src"
@@ -111,7 +111,7 @@ def test_upload_refusal_changes_nothing(tmp_path: Path, pipeline: RagPipeline):
 
 
 def test_upload_indexes_incrementally_and_reports(tmp_path: Path, pipeline: RagPipeline, corpus: Path):
-    from ui.app import index_uploads
+    from ui.uploads import index_uploads
 
     uploads = tmp_path / "uploads"
     src = tmp_path / "src"
@@ -157,7 +157,7 @@ def test_upload_indexes_incrementally_and_reports(tmp_path: Path, pipeline: RagP
 # ---------------------------------------------------------------- running app
 @pytest.fixture
 def running(tmp_path: Path, corpus: Path):
-    from ui.app import _free_port, launch
+    from ui.server import free_port as _free_port, launch
 
     (tmp_path / "index-uploads").mkdir(parents=True)
     (tmp_path / "index-uploads" / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
@@ -206,7 +206,7 @@ def test_chat_errors_are_messages_not_tracebacks(running):
 
 
 def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
-    from ui.app import default_uploads_dir
+    from ui.uploads import default_uploads_dir
 
     legacy = tmp_path / "index" / "uploads"
     legacy.mkdir(parents=True)
@@ -221,7 +221,7 @@ def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
 
 def test_the_ui_serves_an_existing_index_as_it_is(tmp_path: Path, corpus: Path):
     """An index holding more than the bundled corpus is not pruned to it; new uploads are added."""
-    from ui.app import prepare
+    from ui.server import prepare
 
     extra = tmp_path / "extra"
     extra.mkdir()
