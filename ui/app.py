@@ -20,7 +20,6 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from index.ingest import SUFFIXES  # noqa: E402
 from rag import settings as C  # noqa: E402
 from rag.pipeline import RagPipeline  # noqa: E402
 
@@ -43,7 +42,7 @@ HEADER = (
 CHAT_PLACEHOLDER = (
     '<div class="nr-placeholder"><b>Ask about the indexed news articles.</b><br>'
     "Each answer quotes the sentence it rests on and lists its sources underneath; "
-    "pick a source on the right to read it in context.</div>"
+    "click a citation &#91;n&#93; to read its source with the cited passage highlighted.</div>"
 )
 
 
@@ -54,52 +53,73 @@ def asset(name: str) -> str:
 
 
 def _options(modes: list[str]) -> dict:
-    """The search options (filters, k, answer mode) in the sidebar."""
-    with gr.Sidebar(label="Search options", open=True, width=300):
-        gr.Markdown("### Search options")
-        since = gr.Textbox(label="Since", placeholder="YYYY-MM-DD", max_lines=1, elem_id="nr-since")
-        until = gr.Textbox(label="Until", placeholder="YYYY-MM-DD", max_lines=1, elem_id="nr-until")
+    """The search options (dates, articles, k, answer mode), behind one "Search options" button."""
+    with gr.Accordion("Search options", open=False, elem_id="nr-options"):
+        with gr.Row():
+            since = gr.DateTime(label="Since", include_time=False, type="string", elem_id="nr-since", min_width=150,
+                                info="Only articles dated on or after this day.")
+            until = gr.DateTime(label="Until", include_time=False, type="string", elem_id="nr-until", min_width=150,
+                                info="Only articles dated on or before this day.")
         sources = gr.Dropdown(
             label="Only these articles", choices=[], value=[], multiselect=True, elem_id="nr-sources",
             info="Empty: search every indexed article.",
         )
         k = gr.Slider(1, 10, value=C.DEFAULT_K, step=1, label="Passages to retrieve (k)", elem_id="nr-k")
-        mode = gr.Radio(
-            modes, value="extractive", label="Answer mode", elem_id="nr-mode",
-            info=(
-                "extractive: quotes the article sentence. llm: a local language model writes the answer (minutes on a CPU); it is checked against the quotes."
-                if len(modes) > 1 else
-                "Quotes the article sentence that answers. (The llm mode needs llama-cpp-python or NEWSRAG_LLM_BASE_URL.)"
-            ),
-        )
+        if len(modes) > 1:
+            mode = gr.Radio(
+                modes, value="extractive", label="Answer mode", elem_id="nr-mode",
+                info="extractive: quotes the article sentence. llm: a local language model writes the answer "
+                     "(minutes on a CPU); it is checked against the quotes.",
+            )
+        else:  # one mode: nothing to choose
+            mode = gr.State("extractive")
     return {"since": since, "until": until, "sources": sources, "k": k, "mode": mode}
 
 
-def _ask_tab(examples: Sequence[str]) -> dict:
-    """The conversation, the question box and the source viewer."""
+def _chat_column(examples: Sequence[str], modes: list[str]) -> dict:
+    """The conversation first, then the question box, its actions, the options and examples."""
+    c: dict = {}
+    c["chatbot"] = gr.Chatbot(
+        value=[], label="Conversation", show_label=False, elem_id="nr-chat", height=560, layout="panel",
+        latex_delimiters=[], buttons=[], feedback_options=None, sanitize_html=True,
+        allow_tags=False, render_markdown=True, placeholder=CHAT_PLACEHOLDER, autoscroll=True,
+    )
+    with gr.Row(elem_id="nr-ask-row"):
+        c["question"] = gr.Textbox(
+            show_label=False, placeholder="Ask a question about the articles…", scale=6, lines=1,
+            max_lines=4, elem_id="nr-question", autofocus=True, submit_btn=False,
+        )
+        c["ask_btn"] = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="nr-ask")
+    with gr.Row(elem_id="nr-actions"):
+        c["copy_btn"] = gr.Button("Copy answer with citations", size="sm", elem_id="nr-copy", min_width=120)
+        c["export_btn"] = gr.DownloadButton("Export conversation (.md)", value=None, size="sm", interactive=False,
+                                            elem_id="nr-export", min_width=120)
+        c["clear_btn"] = gr.Button("Clear", variant="secondary", size="sm", elem_id="nr-clear", min_width=70)
+    c["copy_box"] = gr.Textbox(visible="hidden", elem_id="nr-copy-text")
+    c.update(_options(modes))
+    gr.Markdown("Example questions (click one to ask it):", elem_classes=["nr-examples-h"])
+    with gr.Column(elem_id="nr-examples"):
+        c["example_btns"] = [gr.Button(e, size="sm", elem_classes=["nr-example"]) for e in examples]
+    return c
+
+
+def _ask_tab(examples: Sequence[str], modes: list[str]) -> dict:
+    """The chat column and the source viewer (beside it on a wide screen, below it on a phone)."""
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=420):
-            chatbot = gr.Chatbot(
-                value=[], label="Conversation", show_label=False, elem_id="nr-chat", height=560, layout="panel",
-                latex_delimiters=[], buttons=[], feedback_options=None, sanitize_html=True,
-                allow_tags=False, render_markdown=True, placeholder=CHAT_PLACEHOLDER,
-            )
-            with gr.Row():
-                question = gr.Textbox(
-                    show_label=False, placeholder="Ask a question about the articles…", scale=6,
-                    max_lines=4, elem_id="nr-question", autofocus=True,
-                )
-                ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="nr-ask")
-                clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="nr-clear")
-            gr.Examples(examples=[[e] for e in examples], inputs=[question], label="Example questions")
-        with gr.Column(scale=2, min_width=340):
-            picker = gr.Radio(choices=[], value=None, label="Sources", elem_id="nr-picker")
-            article = gr.HTML(
+        with gr.Column(scale=3, min_width=360):
+            c = _chat_column(examples, modes)
+        with gr.Column(scale=2, min_width=320, elem_id="nr-viewer"):
+            with gr.Row(elem_id="nr-viewer-head"):
+                c["picker"] = gr.Radio(choices=[], value=None, label="Sources", elem_id="nr-picker", scale=5)
+                c["close_btn"] = gr.Button("Close ✕", size="sm", elem_id="nr-close-source", scale=1, min_width=70)
+            c["article"] = gr.HTML(
                 F.article_placeholder("Sources of the selected answer appear here."),
                 js_on_load=asset("article.js"), elem_id="nr-article", padding=False,
             )
-    return {"chatbot": chatbot, "question": question, "ask_btn": ask_btn, "clear_btn": clear_btn,
-            "picker": picker, "article": article}
+    # a click on a citation [n] in the chat writes "turn-n" here and presses the hidden button
+    c["cite_target"] = gr.Textbox(visible="hidden", elem_id="nr-cite-target")
+    c["cite_open"] = gr.Button("Open citation", visible="hidden", elem_id="nr-cite-open")
+    return c
 
 
 def _docs_tab() -> dict:
@@ -112,7 +132,7 @@ def _docs_tab() -> dict:
     )
     upload = gr.File(
         label="Add articles (.txt or .md, UTF-8, up to 5 MB each)", file_count="multiple",
-        file_types=list(SUFFIXES), type="filepath", elem_id="nr-upload", height=120,
+        type="filepath", elem_id="nr-upload", height=120,
     )
     upload_status = gr.Markdown(
         "Uploaded files are copied into the app's uploads folder and indexed incrementally.",
@@ -121,20 +141,38 @@ def _docs_tab() -> dict:
     return {"docs_summary": docs_summary, "docs": docs, "upload": upload, "upload_status": upload_status}
 
 
-def _wire(h: Handlers, c: dict) -> None:
-    """Connect the components ``c`` to the handlers ``h``."""
+def _wire_chat(h: Handlers, c: dict) -> None:
+    """Asking (Enter, the Ask button, an example), citations, the viewer, copy and export."""
     ask_inputs = [c["question"], c["turns"], c["since"], c["until"], c["sources"], c["k"], c["mode"]]
     ask_outputs = [c["question"], c["chatbot"], c["turns"], c["focus"], c["picker"], c["article"]]
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+    light = {**private, "concurrency_limit": None}  # never queued behind answers
     asking = [
-        c["question"].submit(h.respond, ask_inputs, ask_outputs, api_visibility="private", show_progress="hidden"),
-        c["ask_btn"].click(h.respond, ask_inputs, ask_outputs, api_visibility="private", show_progress="hidden"),
+        c["question"].submit(h.respond, ask_inputs, ask_outputs, **private),
+        c["ask_btn"].click(h.respond, ask_inputs, ask_outputs, **private),
     ]
-    light = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}  # never queued behind answers
-    c["picker"].change(h.open_source, [c["picker"], c["turns"], c["focus"]], [c["article"]], **light)
+    for btn, text in zip(c["example_btns"], c["examples"]):
+        asking.append(btn.click(lambda t=text: t, None, c["question"], **light)
+                      .then(h.respond, ask_inputs, ask_outputs, **private))
+    for event in asking:
+        event.then(h.export_file, [c["turns"]], [c["export_btn"]], **light)
+    c["picker"].input(h.open_source, [c["picker"], c["turns"], c["focus"]], [c["article"]], **light)
+    c["cite_open"].click(h.open_citation, [c["cite_target"], c["turns"]],
+                         [c["focus"], c["picker"], c["article"]], **light)
+    c["close_btn"].click(h.close_source, None, [c["picker"], c["article"]], **light)
     c["chatbot"].select(h.focus_answer, [c["turns"]], [c["focus"], c["picker"], c["article"]], **light)
     clear_outputs = [c["chatbot"], c["turns"], c["focus"], c["picker"], c["article"], c["question"]]
-    c["clear_btn"].click(h.clear, None, clear_outputs, cancels=asking, **light)
-    c["chatbot"].clear(h.clear, None, clear_outputs, cancels=asking, **light)
+    for event in (c["clear_btn"].click, c["chatbot"].clear):
+        event(h.clear, None, clear_outputs, cancels=asking, **light).then(
+            h.export_file, [c["turns"]], [c["export_btn"]], **light)
+    c["copy_btn"].click(h.copy_text, [c["turns"], c["focus"]], [c["copy_box"]], **light).then(
+        None, [c["copy_box"]], None, js=asset("copy.js"))
+
+
+def _wire(h: Handlers, c: dict) -> None:
+    """Connect the components ``c`` to the handlers ``h``."""
+    _wire_chat(h, c)
+    light = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
     c["upload"].upload(
         h.on_upload, [c["upload"], c["sources"]],
         [c["upload_status"], c["upload"], c["docs"], c["docs_summary"], c["sources"], c["status_md"]],
@@ -162,14 +200,13 @@ def build_app(
     status = status or Readiness(ready=True)
     h = Handlers(pipeline, uploads_dir, status)
     with gr.Blocks(title="NewsRAG — cited answers from news articles", fill_width=True) as demo:
-        c: dict = {"demo": demo, "turns": gr.State([]), "focus": gr.State(None)}
-        c.update(_options(answer_modes()))
+        c: dict = {"demo": demo, "turns": gr.State([]), "focus": gr.State(None), "examples": list(examples)}
         gr.HTML(HEADER, js_on_load=None)
         c["status_md"] = gr.Markdown(
             h.status_line() if status.ready else f"**Preparing** — {F.esc(status.message)}", elem_id="nr-status")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
-                c.update(_ask_tab(examples))
+                c.update(_ask_tab(examples, answer_modes()))
             with gr.Tab("Documents", id="docs"):
                 c.update(_docs_tab())
         c["timer"] = gr.Timer(1.0, active=not status.ready)

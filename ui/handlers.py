@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from rag.pipeline import RagPipeline
 from rag.types import Answer, Request
 
 from . import format as F
+from .export import answer_plaintext, conversation_markdown
+from .inputs import FieldError, check_request
 from .server import Readiness
 from .uploads import index_uploads
 
@@ -96,8 +99,9 @@ class Handlers:
             "answers quote the articles and cite them, or say the articles don't say."
         )
 
-    def source_names(self) -> list[str]:
-        return sorted(a.source for a in self.articles().values())
+    def source_names(self) -> list[tuple[str, str]]:
+        """The source filter's choices: "Title (date)" labels, file names as values."""
+        return F.source_filter_choices(self.articles())
 
     def picker_update(self, ans: Answer | None, arts=None) -> dict:
         choices = F.source_choices(ans, arts if arts is not None else (self.articles() if ans else {}))
@@ -110,33 +114,36 @@ class Handlers:
         return gr.update(choices=choices, value=None, label=label)
 
     # ---------- the conversation ----------
+    def request(self, question, turns, since, until, sources, k, mode) -> Request:
+        """The checked Request for the page's fields; history is the answered earlier questions."""
+        history = [t["question"] for t in turns or [] if t.get("answer") is not None]
+        return check_request(question, history, since, until, sources, k, mode, self.pipeline.index.by_source)
+
     def respond(self, question, turns, since, until, sources, k, mode):
-        q = (question or "").strip()
+        """Answer into the chat. A refusal (empty question, bad date, …) becomes an inline
+        message after the earlier turns, and the question stays in the box to be fixed."""
         turns = list(turns or [])
-        if not q:
-            raise gr.Error("Type a question first.", print_exception=False)
-        history = [t["question"] for t in turns]
-        pending = {"question": q, "answer": None, "html": F.format_pending("Searching the articles…")}
+        q = " ".join(str(question or "").split())
         keep = gr.update()
-        yield "", messages(turns + [pending]), turns, keep, keep, keep
+        pending = {"question": q or "(empty question)", "answer": None, "html": F.format_pending("Searching the articles…")}
         try:
+            if not q:
+                raise FieldError("question", "Type a question first, or pick an example question.")
+            yield "", messages(turns + [pending]), turns, keep, keep, keep
             if not self.status.ready:
                 pending["html"] = F.format_pending("Preparing the index — the first answer waits for it…")
                 yield "", messages(turns + [pending]), turns, keep, keep, keep
                 self.status.wait()
-            if mode == "llm":
+            req = self.request(q, turns, since, until, sources, k, mode)
+            if req.mode == "llm":
                 pending["html"] = F.format_pending(
                     "Retrieving passages, then the local language model writes the answer — on a CPU this can "
                     "take a few minutes. Its draft streams in here and is checked against the articles.")
                 yield "", messages(turns + [pending]), turns, keep, keep, keep
-            stream = self.pipeline.stream(Request(
-                q, tuple(history), int(k or C.DEFAULT_K), (since or "").strip() or None, (until or "").strip() or None,
-                tuple(sources or ()), mode or "extractive",
-            ))
             final: Answer | None = None
             text = ""
             last = 0.0
-            for part in stream:
+            for part in self.pipeline.stream(req):
                 if isinstance(part, Answer):
                     final = part
                     break
@@ -146,20 +153,15 @@ class Handlers:
                     pending["html"] = F.format_streaming(text)
                     yield "", messages(turns + [pending]), turns, keep, keep, keep
             assert final is not None
-            if not text and not final.abstained:
-                # extractive answers arrive whole: stream them in word by word
-                words = final.answer.split(" ")
-                step = max(1, len(words) // 24)
-                for i in range(step, len(words), step):
-                    pending["html"] = F.format_streaming(" ".join(words[:i]))
-                    yield "", messages(turns + [pending]), turns, keep, keep, keep
-                    time.sleep(0.02)
-            arts = self.articles()
-            done = {"question": q, "answer": final, "html": F.format_answer(final, arts)}
-        except Exception as e:  # the conversation goes back to before the question
+        except Exception as e:  # the refusal joins the conversation; nothing earlier is lost
+            message = str(user_error(e).message) if not isinstance(e, FieldError) else str(e)
+            refused = {"question": pending["question"], "answer": None, "notice": message,
+                       "html": F.format_notice(message)}
+            turns = turns + [refused]
             yield q, messages(turns), turns, keep, keep, keep
-            raise user_error(e) from None
-        turns = turns + [done]
+            return
+        arts = self.articles()
+        turns = turns + [{"question": q, "answer": final, "html": F.format_answer(final, arts, turn=len(turns))}]
         yield (
             "", messages(turns), turns, len(turns) - 1,
             self.picker_update(final, arts), F.article_placeholder(picker_hint(final)),
@@ -179,6 +181,21 @@ class Handlers:
             return F.article_placeholder("That article is no longer in the index.")
         return F.format_article(art, start, end, label=label, kind=kind, inner=ans.short_answer)
 
+    def open_citation(self, target, turns):
+        """A click on ``[n]`` of turn ``t`` (``target`` is "t-n"): focus that answer and open
+        source n in the viewer, scrolled to the cited span."""
+        turns = turns or []
+        t, _, n = str(target or "").partition("-")
+        if not (t.isdigit() and n.isdigit() and int(t) < len(turns) and turns[int(t)]["answer"] is not None):
+            return gr.update(), gr.update(), gr.update()
+        ans = turns[int(t)]["answer"]
+        picker = self.picker_update(ans)
+        picker["value"] = f"cite:{n}"
+        return int(t), picker, self.open_source(f"cite:{n}", turns, int(t))
+
+    def close_source(self):
+        return gr.update(value=None), F.article_placeholder("Closed. Click a citation [n] to open its source again.")
+
     def focus_answer(self, turns, evt: gr.SelectData):
         turns = turns or []
         i = evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else 0)
@@ -190,6 +207,23 @@ class Handlers:
 
     def clear(self):
         return [], [], None, self.picker_update(None), F.article_placeholder(picker_hint(None)), ""
+
+    def copy_text(self, turns, focus) -> str:
+        """The selected answer (else the latest) with its citations, for the clipboard."""
+        answered = [i for i, t in enumerate(turns or []) if t.get("answer") is not None]
+        if not answered:
+            return ""
+        i = focus if focus in answered else answered[-1]
+        return answer_plaintext(turns[i]["answer"])
+
+    def export_file(self, turns):
+        """The conversation as a Markdown file for the download button (None: nothing to export)."""
+        if not turns:
+            return gr.update(value=None, interactive=False)
+        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
+        path = folder / "newsrag-conversation.md"
+        path.write_text(conversation_markdown(turns), encoding="utf-8")
+        return gr.update(value=str(path), interactive=True)
 
     # ---------- status, documents, uploads ----------
     def refresh(self):
@@ -210,11 +244,11 @@ class Handlers:
         try:
             self.status.wait()
             html, refused = index_uploads(self.pipeline, self.uploads_dir, files or [], progress)
-        except Exception as e:
-            raise user_error(e) from None
+        except Exception as e:  # the message replaces the last one: no stale "Indexed …" stays
+            html, refused = f"<b>Nothing was indexed.</b> {F.esc(user_error(e).message)}", True
         rows, summary = self.doc_table()
         names = self.source_names()
-        kept = [s for s in (selected_sources or []) if s in names]
+        kept = [s for s in (selected_sources or []) if s in {v for _, v in names}]
         if refused:
             gr.Warning("Nothing was indexed; see the message under the upload box.")
         return html, None, rows, summary, gr.update(choices=names, value=kept), self.status_line()
@@ -223,9 +257,13 @@ class Handlers:
     def _answer(self, question, since, until, sources, k, mode, history) -> Answer:
         try:
             self.status.wait()
-            return self.pipeline.ask(Request(
-                question, tuple(history or ()), int(k), since or None, until or None, tuple(sources or ()), mode,
-            ))
+            if isinstance(history, str):
+                history = [history]
+            req = check_request(question, [str(h) for h in history or ()], since, until, sources, k, mode,
+                                self.pipeline.index.by_source)
+            return self.pipeline.ask(req)
+        except FieldError as e:
+            raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:
             raise user_error(e) from None
 

@@ -62,13 +62,13 @@ class Readiness:
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch`` that belong to the app's look (Gradio 6 takes
-    theme and CSS at launch); the stylesheet is read from ``ui/assets`` once per launch."""
+    theme, CSS and page script at launch); both are read from ``ui/assets`` once per launch."""
     theme = gr.themes.Soft(
         primary_hue="slate", secondary_hue="amber", neutral_hue="slate",
         font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
     )
-    return {"theme": theme, "css_paths": [ASSETS / "app.css"]}
+    return {"theme": theme, "css_paths": [ASSETS / "app.css"], "js": (ASSETS / "app.js").read_text(encoding="utf-8")}
 
 
 def serve(

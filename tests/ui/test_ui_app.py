@@ -195,11 +195,21 @@ def test_chat_errors_are_messages_not_tracebacks(running):
     client = Client(url, verbose=False)
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", since="2012-13-01", api_name="/chat")
-    assert "is not a date; use YYYY-MM-DD" in str(e.value)
-    assert "Traceback" not in str(e.value)
+    assert "The “Since” date “2012-13-01” is not a real date" in str(e.value)
+    assert "--since" not in str(e.value) and "Traceback" not in str(e.value)
+    with pytest.raises(Exception) as e:
+        client.predict("Where were the cranes built?", since="2012-05-01", until="2012-01-01", api_name="/chat")
+    assert "The “Since” date (2012-05-01) is after the “Until” date (2012-01-01)" in str(e.value)
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", sources=["nope.txt"], api_name="/chat")
-    assert "no indexed article is named nope.txt" in str(e.value)
+    assert "“Only these articles”: no indexed article is named nope.txt" in str(e.value)
+    for bad in ("abc", 0, 2.5):
+        with pytest.raises(Exception) as e:
+            client.predict("Where were the cranes built?", k=bad, api_name="/chat")
+        assert "“Passages to retrieve (k)” must be a whole number from 1 to 10" in str(e.value), bad
+        assert "Something went wrong" not in str(e.value)
+    # k=None is the default k, as on the page
+    assert client.predict("Where were the new harbour cranes of Nordport built?", k=None, api_name="/chat")
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", mode="poetry", api_name="/chat")
     assert "mode must be one of extractive, llm" in str(e.value)
