@@ -321,7 +321,8 @@ def format_article(
             + f'<mark id="cite-span" class="nr-mark nr-mark-{esc_panel(kind)}">{marked}</mark>'
             + esc_panel(text[end:])
         )
-    return "".join(head) + f'<div class="nr-article-body">{body}</div></div>'
+    # focusable, so the article can be scrolled with the keyboard
+    return "".join(head) + f'<div class="nr-article-body" tabindex="0" role="region" aria-label="Article text">{body}</div></div>'
 
 
 def article_placeholder(message: str = "Pick a source above to read the whole article with the cited passage highlighted.") -> str:

@@ -256,7 +256,8 @@ def test_malicious_article_renders_inert_in_panel():
 # ---------------------------------------------------------------- article panel
 def test_article_panel_marks_exactly_the_cited_span():
     html = F.format_article(ART, Q_START, Q_END, label="Cited source [1]", kind="cite", inner="866")
-    body = html[html.index('<div class="nr-article-body">') + len('<div class="nr-article-body">'): -len("</div></div>")]
+    opening = '<div class="nr-article-body" tabindex="0" role="region" aria-label="Article text">'
+    body = html[html.index(opening) + len(opening): -len("</div></div>")]
     assert body == (
         "Rockets fly again\n\nBy Jane Roe | May 12, 2023\n\nTalks stalled on Friday. "
         '<mark id="cite-span" class="nr-mark nr-mark-cite">Gazan fighters launched <strong>866</strong> projectiles '
