@@ -89,12 +89,12 @@ def open_page(server, browser):
     url, _ = server
     contexts = []
 
-    def make(viewport=WIDE):
-        ctx = browser.new_context(viewport=viewport, accept_downloads=True)
+    def make(viewport=WIDE, dark: bool = False):
+        ctx = browser.new_context(viewport=viewport, accept_downloads=True, color_scheme="dark" if dark else "light")
         ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rstrip("/"))
         contexts.append(ctx)
         page = ctx.new_page()
-        page.goto(url)
+        page.goto(url + ("?__theme=dark" if dark else ""))
         page.wait_for_selector("#nr-status:has-text('Index ready')", timeout=TIMEOUT)
         return page
 
@@ -342,9 +342,10 @@ def axe_js(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
-def test_accessibility_no_serious_violations(open_page, axe_js, viewport):
-    page = open_page(viewport)
+@pytest.mark.parametrize("viewport, dark", [(WIDE, False), (PHONE, False), (WIDE, True)],
+                         ids=["1366", "390", "1366-dark"])
+def test_accessibility_no_serious_violations(open_page, axe_js, viewport, dark):
+    page = open_page(viewport, dark)
     ask(page, Q_866, 1)
     ask(page, Q_HEZBOLLAH, 2)
     page.locator("#nr-chat a.nr-ref").first.click()
