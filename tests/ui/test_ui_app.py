@@ -245,3 +245,11 @@ def test_the_ui_serves_an_existing_index_as_it_is(tmp_path: Path, corpus: Path):
     (uploads / "more.txt").write_text(STORY_B.replace("Sudvale", "Nordvale"), encoding="utf-8")
     prepare(p, [corpus, uploads], uploads=uploads)
     assert set(p.index.by_source) == {"a_cranes.txt", "b_library.txt", "zephyr.txt", "more.txt"}
+
+
+def test_the_package_offers_launch_without_importing_gradio():
+    """`rag ui` calls ``ui.launch``; importing the package loads neither Gradio nor a model."""
+    code = "import sys, ui; print(callable(ui.launch), 'gradio' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "False"]
