@@ -55,11 +55,9 @@ def asset(name: str) -> str:
 def _options(modes: list[str]) -> dict:
     """The search options (dates, articles, k, answer mode), behind one "Search options" button."""
     with gr.Accordion("Search options", open=False, elem_id="nr-options"):
-        with gr.Row():
-            since = gr.DateTime(label="Since", include_time=False, type="string", elem_id="nr-since", min_width=150,
-                                info="Only articles dated on or after this day.")
-            until = gr.DateTime(label="Until", include_time=False, type="string", elem_id="nr-until", min_width=150,
-                                info="Only articles dated on or before this day.")
+        with gr.Row(elem_id="nr-dates"):  # only articles dated within these days (either may be empty)
+            since = gr.DateTime(label="Since", include_time=False, type="string", elem_id="nr-since", min_width=200)
+            until = gr.DateTime(label="Until", include_time=False, type="string", elem_id="nr-until", min_width=200)
         sources = gr.Dropdown(
             label="Only these articles", choices=[], value=[], multiselect=True, elem_id="nr-sources",
             info="Empty: search every indexed article.",
@@ -86,7 +84,7 @@ def _chat_column(examples: Sequence[str], modes: list[str]) -> dict:
     )
     with gr.Row(elem_id="nr-ask-row"):
         c["question"] = gr.Textbox(
-            show_label=False, placeholder="Ask a question about the articles…", scale=6, lines=1,
+            show_label=False, placeholder="Ask about the articles…", scale=6, lines=1,
             max_lines=4, elem_id="nr-question", autofocus=True, submit_btn=False,
         )
         c["ask_btn"] = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="nr-ask")
