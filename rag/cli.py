@@ -158,7 +158,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from ui.app import launch
+    from ui import launch
 
     launch(index_dir=args.index_dir, host=args.host, port=args.port)
     return 0

@@ -100,9 +100,17 @@ def format_streaming(partial: str) -> str:
     return f'<div class="nr-answer nr-streaming"><div class="nr-answer-text">{esc(partial)}<span class="nr-cursor">▍</span></div></div>'
 
 
-def format_answer_text(text: str, short_answer: str | None = None) -> str:
-    """The answer sentence(s): escaped, ``[n]`` markers as superscript references, the first
-    occurrence of the short answer in bold."""
+def cite_href(turn: int | None, n: int) -> str:
+    """The link target of citation ``n`` of turn ``turn``; the page's script opens it in the viewer."""
+    return f"#nr-cite-{turn if turn is not None else 0}-{n}"
+
+
+def format_answer_text(
+    text: str, short_answer: str | None = None, citations: Sequence[Citation] = (), turn: int | None = None,
+) -> str:
+    """The answer sentence(s): escaped, ``[n]`` markers as links that open the cited source
+    (hovering shows the quoted sentence), the first occurrence of the short answer in bold."""
+    quotes = {c.n: c.quote for c in citations}
     out = []
     pos = 0
     bolded = False
@@ -117,20 +125,33 @@ def format_answer_text(text: str, short_answer: str | None = None) -> str:
             bolded = True
         out.append(wrap_span(segment, span, '<strong class="nr-short">', "</strong>"))
         if n is not None:
-            out.append(f'<sup class="nr-ref">&#91;{n}&#93;</sup>')
+            quote = quotes.get(int(n))
+            tip = f"[{n}] {quote}" if quote else f"Source [{n}]"
+            out.append(f'<sup><a class="nr-ref" href="{cite_href(turn, int(n))}" title="{esc(tip)}">'
+                       f"&#91;{n}&#93;</a></sup>")
     return "".join(out)
 
 
-def format_citation(c: Citation, short_answer: str | None = None) -> str:
-    """One source under an answer: number, title, date, file name, and the cited sentence with
-    the short-answer span inside it marked."""
-    quote = wrap_span(c.quote, find_span(c.quote, short_answer), '<mark class="nr-span">', "</mark>")
+def _plain(text: str) -> str:
+    return " ".join(MARKER.sub("", text).split()).lower()
+
+
+def format_citation(c: Citation, short_answer: str | None = None, turn: int | None = None,
+                    answer_text: str = "") -> str:
+    """One source under an answer: number and title (a link that opens it), date and file
+    name, and the cited sentence with the short answer marked, unless the answer already
+    says that sentence word for word."""
+    quote = ""
+    if not c.quote or _plain(c.quote) not in _plain(answer_text):
+        marked = wrap_span(c.quote, find_span(c.quote, short_answer), '<mark class="nr-span">', "</mark>")
+        quote = f'<blockquote class="nr-quote">{marked}</blockquote>'
     return (
         '<div class="nr-source">'
-        f'<div class="nr-source-head"><span class="nr-n">&#91;{c.n}&#93;</span> '
-        f'<span class="nr-title">{esc(c.title or c.source)}</span></div>'
+        f'<div class="nr-source-head"><a class="nr-source-link" href="{cite_href(turn, c.n)}" title="{esc(c.quote)}">'
+        f'<span class="nr-n">&#91;{c.n}&#93;</span> '
+        f'<span class="nr-title">{esc(c.title or c.source)}</span></a></div>'
         f'<div class="nr-source-meta">{_meta_line(c.date, c.source)}</div>'
-        f'<blockquote class="nr-quote">{quote}</blockquote>'
+        f"{quote}"
         "</div>"
     )
 
@@ -178,46 +199,60 @@ def _footer(answer: Answer) -> str:
     return f'<div class="nr-footer">{" · ".join(bits)}</div>'
 
 
+def abstention_reason(answer: Answer) -> str:
+    """Why the articles don't answer, in plain words, as one sentence."""
+    note = (answer.note or "").strip()
+    if not note:
+        return "No passage in the articles answers this question."
+    note = note[0].upper() + note[1:]
+    return note if note.endswith((".", "!", "?")) else note + "."
+
+
 def format_abstention(answer: Answer, articles: Mapping[str, Article] | None = None, n_leads: int = N_LEADS) -> str:
-    """'Not in the articles', the reason, and the closest passages labelled as leads that do
-    not support an answer."""
+    """The verdict first, in one line with its reason in plain words; the closest passages
+    follow collapsed, labelled as leads that do not support an answer."""
     articles = articles or {}
     parts = [
         '<div class="nr-answer nr-abstain">',
-        '<div class="nr-abstain-h">Not in the articles</div>',
-        f'<div class="nr-answer-text">{esc(answer.answer)}</div>',
+        f'<div class="nr-verdict"><span class="nr-abstain-h">Not in the articles:</span> '
+        f'<span class="nr-reason">{esc(abstention_reason(answer))}</span></div>',
     ]
-    if answer.note:
-        parts.append(f'<div class="nr-note">Why: {esc(answer.note)}</div>')
     leads = list(answer.passages[:n_leads])
     if leads:
-        parts.append('<div class="nr-leads"><div class="nr-leads-h">Closest passages — related, not support</div>')
+        parts.append(f'<details class="nr-leads"><summary class="nr-leads-h">{len(leads)} closest passages '
+                     "— related, not support</summary>")
         parts.extend(format_lead(i, p, articles.get(p.doc_id)) for i, p in enumerate(leads, start=1))
-        parts.append("</div>")
-    else:
-        parts.append('<div class="nr-note">No passage came close.</div>')
+        parts.append("</details>")
     parts.append(_footer(answer))
     parts.append("</div>")
     return "".join(parts)
 
 
-def format_answer(answer: Answer, articles: Mapping[str, Article] | None = None) -> str:
-    """The whole assistant message for a finished answer (one line of HTML)."""
+def format_answer(answer: Answer, articles: Mapping[str, Article] | None = None, turn: int | None = None) -> str:
+    """The whole assistant message for a finished answer (one line of HTML). ``turn`` numbers
+    the answer in the conversation, for its citation links."""
     if answer.abstained:
         return format_abstention(answer, articles)
     parts = [
         '<div class="nr-answer">',
-        f'<div class="nr-answer-text">{format_answer_text(answer.answer, answer.short_answer)}</div>',
+        '<div class="nr-answer-text">'
+        f"{format_answer_text(answer.answer, answer.short_answer, answer.citations, turn)}</div>",
     ]
     if answer.note:
         parts.append(f'<div class="nr-note">{esc(answer.note)}</div>')
     if answer.citations:
         parts.append('<div class="nr-sources"><div class="nr-sources-h">Sources</div>')
-        parts.extend(format_citation(c, answer.short_answer) for c in answer.citations)
+        parts.extend(format_citation(c, answer.short_answer, turn, answer.answer) for c in answer.citations)
         parts.append("</div>")
     parts.append(_footer(answer))
     parts.append("</div>")
     return "".join(parts)
+
+
+def format_notice(message: str) -> str:
+    """A refusal (an empty question, a bad date…) as an inline message in the conversation."""
+    return (f'<div class="nr-answer nr-notice" role="alert"><span class="nr-notice-h">Can\'t answer that yet:</span> '
+            f"{esc(message)}</div>")
 
 
 # ---------------------------------------------------------------- source picker + article panel
@@ -286,11 +321,19 @@ def format_article(
             + f'<mark id="cite-span" class="nr-mark nr-mark-{esc_panel(kind)}">{marked}</mark>'
             + esc_panel(text[end:])
         )
-    return "".join(head) + f'<div class="nr-article-body">{body}</div></div>'
+    # focusable, so the article can be scrolled with the keyboard
+    return "".join(head) + f'<div class="nr-article-body" tabindex="0" role="region" aria-label="Article text">{body}</div></div>'
 
 
 def article_placeholder(message: str = "Pick a source above to read the whole article with the cited passage highlighted.") -> str:
     return f'<div class="nr-article nr-article-empty">{esc_panel(message)}</div>'
+
+
+def source_filter_choices(articles: Mapping[str, Article]) -> list[tuple[str, str]]:
+    """(label, file name) pairs for the source filter: "Title (date)", newest first."""
+    arts = sorted(articles.values(), key=lambda a: a.source)
+    arts.sort(key=lambda a: a.date or "", reverse=True)
+    return [(f"{a.title or a.source} ({_date(a.date)})", a.source) for a in arts]
 
 
 # ---------------------------------------------------------------- documents

@@ -219,15 +219,16 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
     last; a follow-up borrows the previous question's words and period."""
     q = normalize_question(question)
     terms = content_terms(q)
+    prev = normalize_question(history[-1]) if history else None
     if not terms:
         if not any(c.isalnum() for c in q):
             raise BadInputError("the question has no words to search for (only symbols or emoji); ask in words")
-        if is_english(q):
+        if is_english(q) and not prev:
             raise BadInputError(
                 "the question has only common words (like 'what is the'); add what you want to know about"
             )
-    prev = normalize_question(history[-1]) if history else None
-    followup = bool(prev) and is_followup(q)
+    # a follow-up made only of common words ("and what did she say?") leans on the previous turn
+    followup = bool(prev) and (is_followup(q) or not terms)
     years, months, ops = period_cues(q)
     if followup:
         p_years, p_months, p_ops = period_cues(prev)

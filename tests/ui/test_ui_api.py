@@ -1,7 +1,7 @@
 """The /chat API under concurrency: the app runs on a free 127.0.0.1 port over an index built
-into tmp_path from the bundled articles with the real MiniLM, and 10 gradio_client clients ask
-10 different questions at the same moment; every answer must equal what ``pipeline.ask``
-returns directly, and hold the expected fact."""
+into tmp_path from the bundled articles with the real MiniLM, and 20 gradio_client clients ask
+(10 different questions, each twice) at the same moment; every answer must equal what
+``pipeline.ask`` returns directly, and hold the expected fact."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ CASES = [
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     from rag.pipeline import RagPipeline
-    from ui.app import _free_port, build_app, serve
+    from ui.app import build_app
+    from ui.server import free_port as _free_port, serve
 
     index_dir = tmp_path_factory.mktemp("ui_api") / "index"
     pipeline = RagPipeline(index_dir=index_dir)
@@ -53,27 +54,28 @@ def app(tmp_path_factory):
     demo.close()
 
 
-def test_ten_simultaneous_clients_get_complete_correct_answers(app):
+def test_twenty_simultaneous_users_get_complete_correct_answers(app):
     from gradio_client import Client
 
     pipeline, url = app
     expected = {q: pipeline.ask(q).answer for q, _ in CASES}
     for (q, fact) in CASES:
         assert fact in expected[q], (q, expected[q])  # the direct answers are right to begin with
-    clients = [Client(url, verbose=False) for _ in CASES]  # connect first: the asks start together
-    barrier = threading.Barrier(len(CASES))
+    users = CASES * 2  # 20 users, each question asked by two of them
+    clients = [Client(url, verbose=False) for _ in users]  # connect first: the asks start together
+    barrier = threading.Barrier(len(users))
 
     def ask(i: int) -> tuple[str, float, float]:
         barrier.wait()
         t0 = time.perf_counter()
-        text = clients[i].predict(CASES[i][0], api_name="/chat")
+        text = clients[i].predict(users[i][0], api_name="/chat")
         return text, t0, time.perf_counter()
 
     t_start = time.perf_counter()
-    with ThreadPoolExecutor(len(CASES)) as ex:
-        results = list(ex.map(ask, range(len(CASES))))
+    with ThreadPoolExecutor(len(users)) as ex:
+        results = list(ex.map(ask, range(len(users))))
     wall = time.perf_counter() - t_start
-    for (q, fact), (text, _, _) in zip(CASES, results):
+    for (q, fact), (text, _, _) in zip(users, results):
         assert text == expected[q], q
         assert fact in text and text.rstrip().endswith("]"), text  # whole answer, ending in its citation marker
     # the requests overlapped (served concurrently, not one after another)

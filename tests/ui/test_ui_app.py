@@ -65,7 +65,7 @@ def test_import_loads_no_model_and_disables_analytics():
 
 # ---------------------------------------------------------------- upload checks
 def test_check_upload_reasons(tmp_path: Path):
-    from ui.app import MAX_UPLOAD_BYTES, check_upload
+    from ui.uploads import MAX_UPLOAD_BYTES, check_upload
 
     def write(name: str, data: bytes) -> Path:
         p = tmp_path / name
@@ -91,7 +91,7 @@ def _manifest(p: RagPipeline) -> dict:
 
 
 def test_upload_refusal_changes_nothing(tmp_path: Path, pipeline: RagPipeline):
-    from ui.app import index_uploads
+    from ui.uploads import index_uploads
 
     uploads = tmp_path / "uploads"
     src = tmp_path / "src"
@@ -111,7 +111,7 @@ def test_upload_refusal_changes_nothing(tmp_path: Path, pipeline: RagPipeline):
 
 
 def test_upload_indexes_incrementally_and_reports(tmp_path: Path, pipeline: RagPipeline, corpus: Path):
-    from ui.app import index_uploads
+    from ui.uploads import index_uploads
 
     uploads = tmp_path / "uploads"
     src = tmp_path / "src"
@@ -157,7 +157,7 @@ def test_upload_indexes_incrementally_and_reports(tmp_path: Path, pipeline: RagP
 # ---------------------------------------------------------------- running app
 @pytest.fixture
 def running(tmp_path: Path, corpus: Path):
-    from ui.app import _free_port, launch
+    from ui.server import free_port as _free_port, launch
 
     (tmp_path / "index-uploads").mkdir(parents=True)
     (tmp_path / "index-uploads" / "zephyr.txt").write_text(ZEPHYR, encoding="utf-8")
@@ -195,18 +195,28 @@ def test_chat_errors_are_messages_not_tracebacks(running):
     client = Client(url, verbose=False)
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", since="2012-13-01", api_name="/chat")
-    assert "is not a date; use YYYY-MM-DD" in str(e.value)
-    assert "Traceback" not in str(e.value)
+    assert "The “Since” date “2012-13-01” is not a real date" in str(e.value)
+    assert "--since" not in str(e.value) and "Traceback" not in str(e.value)
+    with pytest.raises(Exception) as e:
+        client.predict("Where were the cranes built?", since="2012-05-01", until="2012-01-01", api_name="/chat")
+    assert "The “Since” date (2012-05-01) is after the “Until” date (2012-01-01)" in str(e.value)
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", sources=["nope.txt"], api_name="/chat")
-    assert "no indexed article is named nope.txt" in str(e.value)
+    assert "“Only these articles”: no indexed article is named nope.txt" in str(e.value)
+    for bad in ("abc", 0, 2.5):
+        with pytest.raises(Exception) as e:
+            client.predict("Where were the cranes built?", k=bad, api_name="/chat")
+        assert "“Passages to retrieve (k)” must be a whole number from 1 to 10" in str(e.value), bad
+        assert "Something went wrong" not in str(e.value)
+    # k=None is the default k, as on the page
+    assert client.predict("Where were the new harbour cranes of Nordport built?", k=None, api_name="/chat")
     with pytest.raises(Exception) as e:
         client.predict("Where were the cranes built?", mode="poetry", api_name="/chat")
     assert "mode must be one of extractive, llm" in str(e.value)
 
 
 def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
-    from ui.app import default_uploads_dir
+    from ui.uploads import default_uploads_dir
 
     legacy = tmp_path / "index" / "uploads"
     legacy.mkdir(parents=True)
@@ -221,7 +231,7 @@ def test_uploads_kept_inside_an_old_index_move_beside_it(tmp_path: Path):
 
 def test_the_ui_serves_an_existing_index_as_it_is(tmp_path: Path, corpus: Path):
     """An index holding more than the bundled corpus is not pruned to it; new uploads are added."""
-    from ui.app import prepare
+    from ui.server import prepare
 
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -235,3 +245,11 @@ def test_the_ui_serves_an_existing_index_as_it_is(tmp_path: Path, corpus: Path):
     (uploads / "more.txt").write_text(STORY_B.replace("Sudvale", "Nordvale"), encoding="utf-8")
     prepare(p, [corpus, uploads], uploads=uploads)
     assert set(p.index.by_source) == {"a_cranes.txt", "b_library.txt", "zephyr.txt", "more.txt"}
+
+
+def test_the_package_offers_launch_without_importing_gradio():
+    """`rag ui` calls ``ui.launch``; importing the package loads neither Gradio nor a model."""
+    code = "import sys, ui; print(callable(ui.launch), 'gradio' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "False"]

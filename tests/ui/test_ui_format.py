@@ -102,22 +102,44 @@ def test_wrap_span_offsets_and_escaping():
 
 # ---------------------------------------------------------------- answers
 def test_answer_text_markers_and_bold_short_answer():
-    got = F.format_answer_text("It launched 866 rockets [1] and 866 more [2]", "866")
+    got = F.format_answer_text("It launched 866 rockets [1] and 866 more [2]", "866", (CIT,), turn=3)
     assert got == (
-        'It launched <strong class="nr-short">866</strong> rockets<sup class="nr-ref">&#91;1&#93;</sup>'
-        ' and 866 more<sup class="nr-ref">&#91;2&#93;</sup>'
+        'It launched <strong class="nr-short">866</strong> rockets'
+        '<sup><a class="nr-ref" href="#nr-cite-3-1" title="&#91;1&#93; Gazan fighters launched 866 projectiles during '
+        'the conflict, Hagari said.">&#91;1&#93;</a></sup>'
+        ' and 866 more<sup><a class="nr-ref" href="#nr-cite-3-2" title="Source &#91;2&#93;">&#91;2&#93;</a></sup>'
     )
 
 
+def test_citation_markers_link_to_their_source_and_show_the_quote():
+    """Clicking [n] opens source n of that turn; hovering shows the quoted sentence."""
+    html = F.format_answer(ANSWER, ARTICLES, turn=2)
+    refs = re.findall(r'<a class="nr-ref" href="([^"]+)" title="([^"]+)">', html)
+    assert refs == [("#nr-cite-2-1", "&#91;1&#93; " + F.esc(QUOTE))]
+
+
 def test_citation_card_exact():
-    assert F.format_citation(CIT, "866") == (
+    assert F.format_citation(CIT, "866", turn=0) == (
         '<div class="nr-source">'
-        '<div class="nr-source-head"><span class="nr-n">&#91;1&#93;</span> <span class="nr-title">Rockets fly again</span></div>'
+        '<div class="nr-source-head"><a class="nr-source-link" href="#nr-cite-0-1" title="' + F.esc(QUOTE) + '">'
+        '<span class="nr-n">&#91;1&#93;</span> <span class="nr-title">Rockets fly again</span></a></div>'
         '<div class="nr-source-meta"><span class="nr-date">2023-05-12</span> · <span class="nr-file">003&#95;rockets.txt</span></div>'
         '<blockquote class="nr-quote">Gazan fighters launched <mark class="nr-span">866</mark> projectiles during the '
         "conflict, Hagari said.</blockquote>"
         "</div>"
     )
+
+
+def test_the_answer_sentence_is_not_printed_twice():
+    """An extractive answer is the quote: the source under it shows title and date, not the quote again."""
+    def visible(html: str) -> str:  # the text a reader sees (tooltips aside)
+        return re.sub(r"<[^>]+>", "", html)
+
+    html = F.format_answer(ANSWER, ARTICLES)
+    assert visible(html).count("Hagari said") == 1
+    assert "nr-quote" not in html
+    other = Answer(question="q", answer="It was 866 [1]", abstained=False, citations=(CIT,), short_answer="866")
+    assert visible(F.format_answer(other, ARTICLES)).count("Hagari said") == 1  # the quote, under Sources
 
 
 def test_citation_without_short_answer_or_date():
@@ -129,12 +151,12 @@ def test_citation_without_short_answer_or_date():
 
 
 def test_answer_message_exact():
-    assert F.format_answer(ANSWER, ARTICLES) == (
+    assert F.format_answer(ANSWER, ARTICLES, turn=0) == (
         '<div class="nr-answer">'
         '<div class="nr-answer-text">Gazan fighters launched <strong class="nr-short">866</strong> projectiles during '
-        'the conflict, Hagari said.<sup class="nr-ref">&#91;1&#93;</sup></div>'
+        'the conflict, Hagari said.' + F.format_answer_text(" [1]", None, (CIT,), 0) + "</div>"
         '<div class="nr-sources"><div class="nr-sources-h">Sources</div>'
-        + F.format_citation(CIT, "866")
+        + F.format_citation(CIT, "866", 0, ANSWER.answer)
         + "</div>"
         '<div class="nr-footer">extractive · 0.12 s</div>'
         "</div>"
@@ -158,12 +180,13 @@ def test_streaming_and_question_are_escaped():
 
 
 # ---------------------------------------------------------------- abstentions
-def test_abstention_heading_note_and_three_leads():
+def test_abstention_verdict_first_in_one_line_and_leads_folded():
     html = F.format_abstention(ABSTAIN, ARTICLES)
-    assert html.startswith('<div class="nr-answer nr-abstain"><div class="nr-abstain-h">Not in the articles</div>')
-    assert '<div class="nr-answer-text">The articles don&#39;t say.</div>' in html
-    assert '<div class="nr-note">Why: the articles do not mention Hezbollah</div>' in html
-    assert '<div class="nr-leads-h">Closest passages — related, not support</div>' in html
+    assert html.startswith(
+        '<div class="nr-answer nr-abstain"><div class="nr-verdict"><span class="nr-abstain-h">Not in the articles:</span> '
+        '<span class="nr-reason">The articles do not mention Hezbollah.</span></div>'
+        '<details class="nr-leads"><summary class="nr-leads-h">3 closest passages — related, not support</summary>')
+    assert "<details open" not in html  # folded until asked for
     assert html.count('<div class="nr-lead">') == 3  # top 3 of 4 passages
     assert "Lead 1" in html and "Lead 3" in html and "Lead 4" not in html
     assert "nr-sources" not in html and "nr-ref" not in html  # no citation look
@@ -179,7 +202,20 @@ def test_abstention_heading_note_and_three_leads():
 def test_abstention_without_passages():
     a = Answer(question="q", answer="The articles don't say.", abstained=True, note="no article matches the filters")
     html = F.format_abstention(a, {})
-    assert "No passage came close." in html and "nr-leads" not in html
+    assert "No article matches the filters." in html and "nr-leads" not in html
+    plain = Answer(question="q", answer="The articles don't say.", abstained=True)
+    assert "No passage in the articles answers this question." in F.format_abstention(plain, {})
+
+
+def test_refusal_is_an_inline_message():
+    html = F.format_notice("The “Since” date “2023-02-30” is not a real date")
+    assert html.startswith('<div class="nr-answer nr-notice" role="alert">') and "\n" not in html
+    assert "2023&#45;02" not in html and "“2023-02-30”" in html
+
+
+def test_source_filter_lists_titles_with_dates_newest_first():
+    assert F.source_filter_choices(ARTICLES) == [
+        ("Rockets fly again (2023-05-12)", "003_rockets.txt"), ("Other story (undated)", "004_other.txt")]
 
 
 def test_snippet_cuts_at_a_word_boundary():
@@ -203,7 +239,8 @@ def test_malicious_article_text_renders_inert_in_answers_and_leads():
     for html in (F.format_answer(ans, {"e": evil_art}), F.format_answer(abst, {"e": evil_art}),
                  F.format_question(EVIL), F.format_streaming(EVIL)):
         tags = set(re.findall(r"<\s*([a-zA-Z]+)", html))
-        assert tags <= {"div", "span", "sup", "strong", "mark", "blockquote", "br"}, tags
+        assert tags <= {"div", "span", "sup", "strong", "mark", "blockquote", "br", "a", "details", "summary"}, tags
+        assert set(re.findall(r'href="([^"]*)"', html)) <= {"#nr-cite-0-1"}
         for bad in ("<script", "<img", "<b>", "](", "![", "**", "$$", "{{", "javascript:", "onerror=\""):
             assert bad not in html, bad
 
@@ -219,7 +256,8 @@ def test_malicious_article_renders_inert_in_panel():
 # ---------------------------------------------------------------- article panel
 def test_article_panel_marks_exactly_the_cited_span():
     html = F.format_article(ART, Q_START, Q_END, label="Cited source [1]", kind="cite", inner="866")
-    body = html[html.index('<div class="nr-article-body">') + len('<div class="nr-article-body">'): -len("</div></div>")]
+    opening = '<div class="nr-article-body" tabindex="0" role="region" aria-label="Article text">'
+    body = html[html.index(opening) + len(opening): -len("</div></div>")]
     assert body == (
         "Rockets fly again\n\nBy Jane Roe | May 12, 2023\n\nTalks stalled on Friday. "
         '<mark id="cite-span" class="nr-mark nr-mark-cite">Gazan fighters launched <strong>866</strong> projectiles '
