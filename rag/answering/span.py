@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,12 @@ _ASKS = {
     "age": re.compile(r"\bhow old\b|\bage\b", re.I),
     "rank": re.compile(r"\b(rank|ranked|place|position|stand)\b", re.I),
 }
+_UNIT = r"(?:hours?|minutes?|seconds?|days?|weeks?|months?|years?|points?|goals?|runs?|sets?|games?|metres?|miles?|km)"
+_NUM = r"(?:\d[\d.,]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|a|an)"
+_NUMERIC = [  # a tennis or match score, a duration with its parts, an age
+    re.compile(r"\d+-\d+(?:\s+\(\d+-\d+\))?(?:\s+\d+-\d+(?:\s+\(\d+-\d+\))?)*"),
+    re.compile(rf"\b{_NUM}\s+{_UNIT}(?:,?\s+(?:and\s+)?{_NUM}\s+{_UNIT})*(?:\s+ago)?\b", re.I),
+]
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+(?:more\s+|of\s+the\s+)?([a-z’'-]+)", re.I)
 _WHAT_NOUN = re.compile(r"^(?:\W*\w+\W+){0,6}?(?:what|which)\s+(?:[a-z’'-]+\s+){0,2}?([a-z’'-]+)\s+(?:did|does|do|was|were|is|are|has|had|will|would)\b", re.I)
 
@@ -68,9 +73,10 @@ class QuestionView:
     qtype: str
     stems: frozenset[str]
     verbs: frozenset[str]
-    root: str
+    root: str  # the verb that governs the wh-phrase (else the question's root), stemmed
     wh_noun: str
     asks: frozenset[str]
+    wh_dep: str = ""  # the wh-phrase's role: nsubj, dobj, pobj, attr, …
 
 
 def _content(tok) -> bool:
@@ -81,7 +87,7 @@ def question_view(question: Question, doc) -> QuestionView:
     """``doc`` is the spaCy parse of ``question.text``."""
     toks = [t for t in doc if _content(t)]
     verbs = {stem(t.lower_) for t in doc if t.tag_.startswith("VB") and t.dep_ not in ("aux", "auxpass")}
-    root = next((stem(t.lower_) for t in doc if t.dep_ == "ROOT"), "")
+    root, wh_dep = _wh_role(doc)
     m = _HOW_MANY.search(question.text) or _WHAT_NOUN.search(question.text)
     return QuestionView(
         qtype=question.qtype,
@@ -90,7 +96,25 @@ def question_view(question: Question, doc) -> QuestionView:
         root="" if root in LIGHT_VERBS else root,
         wh_noun=stem(m.group(1).lower()) if m else "",
         asks=frozenset(k for k, p in _ASKS.items() if p.search(question.text)),
+        wh_dep=wh_dep,
     )
+
+
+def _wh_role(doc) -> tuple[str, str]:
+    """(stem of the verb governing the wh-phrase, the wh-phrase's dependency label); the
+    question's root and "" when it has no wh-word."""
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    wh = next((t for t in doc if t.tag_ in ("WP", "WDT", "WRB", "WP$")), None)
+    if wh is None:
+        return (stem(root.lower_) if root is not None else ""), ""
+    phrase = wh
+    for _ in range(3):  # "how many votes", "which German": up to the phrase's head
+        if phrase.dep_ in ("det", "amod", "advmod", "npadvmod") and not phrase.head.tag_.startswith("VB") and phrase.head is not phrase:
+            phrase = phrase.head
+        else:
+            break
+    gov = _governing_verb(phrase) or root
+    return (stem(gov.lower_) if gov is not None else ""), phrase.dep_
 
 
 def _trim(doc, a: int, b: int) -> tuple[int, int]:
@@ -147,6 +171,11 @@ def candidates(doc) -> list[SpanCandidate]:
         sp = doc.char_span(s, e, alignment_mode="expand")
         if sp is not None:
             add(sp.start, sp.end, "quote", trim=False)
+    for pat in _NUMERIC:
+        for m in pat.finditer(text):
+            sp = doc.char_span(*m.span(), alignment_mode="expand")
+            if sp is not None:
+                add(sp.start, sp.end, "num", trim=False)
     out = []
     for (a, b), kinds in sorted(found.items()):
         span = doc[a:b]
@@ -200,6 +229,13 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
         f["near_share"] = sum(1 for i in matched if (a - i if i < a else i - b + 1) <= 5) / len(matched)
     else:
         f["no_match"] = 1.0
+    lo, hi = max(0, a - 6), min(len(doc), b + 6)
+    window = {stem(x.lower_) for x in doc[lo:hi] if (x.i < a or x.i >= b) and _content(x)} & q.stems
+    f["window_q_share"] = len(window) / max(1, len(q.stems))
+    if a > 0 and _content(doc[a - 1]) and stem(doc[a - 1].lower_) in q.stems:
+        f["prev_in_q"] = 1.0
+    if b < len(doc) and _content(doc[b]) and stem(doc[b].lower_) in q.stems:
+        f["next_in_q"] = 1.0
     root = span.root
     head = root.head
     if head is not root and stem(head.lower_) in q.stems:
@@ -216,6 +252,9 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
         f[f"wh_noun|q={t}"] = 1.0
     dep = root.dep_ if root.dep_ in DEPS else "other"
     f[f"dep={dep}|q={t}"] = 1.0
+    f[f"dep={dep}|wh={q.wh_dep if q.wh_dep in DEPS else 'other'}"] = 1.0
+    if f.get("gov_is_q_root") and q.wh_dep and (q.wh_dep == root.dep_ or {q.wh_dep, root.dep_} <= {"nsubj", "nsubjpass", "agent"}):
+        f["role_match"] = 1.0
     n = b - a
     f[f"len{_bin(n, (1, 2, 3, 5, 8))}|q={t}"] = 1.0
     f["position"] = a / max(1, len(doc))
@@ -323,6 +362,3 @@ def pick_span(model: SpanModel, question: Question, sentence: str, tagger) -> st
     ranked = rank_spans(model, question, tagger.parse(question.text), tagger.parse(sentence))
     return ranked[0].candidate.text if ranked else None
 
-
-def sigmoid_probability(score: float) -> float:
-    return 1.0 / (1.0 + math.exp(-score))
