@@ -77,7 +77,7 @@ def collect(tagger, items: list[dict]) -> list[SpanRows]:
     out = []
     for it in items:
         q = analyze(it["question"])
-        view = question_view(q, tagger.parse(q.text))
+        view = question_view(q, tagger.parse(q.text, entities=False))
         for sentence, scored in gold_sentences(it):
             doc = tagger.parse(sentence)
             cands = candidates(doc)

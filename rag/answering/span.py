@@ -359,6 +359,6 @@ def rank_spans(model: SpanModel, question: Question, qdoc, doc) -> list[ScoredSp
 def pick_span(model: SpanModel, question: Question, sentence: str, tagger) -> str | None:
     """The short answer in ``sentence``: the best-scored candidate span (None: no candidate).
     ``tagger`` parses (``EntityTagger.parse``)."""
-    ranked = rank_spans(model, question, tagger.parse(question.text), tagger.parse(sentence))
+    ranked = rank_spans(model, question, tagger.parse(question.text, entities=False), tagger.parse(sentence))
     return ranked[0].candidate.text if ranked else None
 
