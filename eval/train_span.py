@@ -36,7 +36,7 @@ DATA = C.PROJECT_ROOT / "eval" / "data" / "bbc"
 SEED = 13
 MIN_F1 = 0.5
 MIN_COUNT = 2
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 LABELLINGS = ("best", "any", "best-listwise", "any-listwise")
 
 

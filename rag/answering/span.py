@@ -77,6 +77,7 @@ class QuestionView:
     wh_noun: str
     asks: frozenset[str]
     wh_dep: str = ""  # the wh-phrase's role: nsubj, dobj, pobj, attr, …
+    wh: str = ""  # the question word: which, what, who, how_many, how_long, …
 
 
 def _content(tok) -> bool:
@@ -97,7 +98,16 @@ def question_view(question: Question, doc) -> QuestionView:
         wh_noun=stem(m.group(1).lower()) if m else "",
         asks=frozenset(k for k, p in _ASKS.items() if p.search(question.text)),
         wh_dep=wh_dep,
+        wh=_wh_word(question.text),
     )
+
+
+_WH = re.compile(r"\b(how (?:many|much|long|old|far)|how|which|what|who|whom|whose|where|when|why)\b", re.I)
+
+
+def _wh_word(text: str) -> str:
+    m = _WH.search(text)
+    return m.group(1).lower().replace(" ", "_").replace("whom", "who").replace("whose", "who") if m else ""
 
 
 def _wh_role(doc) -> tuple[str, str]:
@@ -211,6 +221,7 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
         f[f"kind={k}"] = 1.0
         f[f"kind={k}|q={t}"] = 1.0
     f[f"label={c.label or 'none'}|q={t}"] = 1.0
+    f[f"label={c.label or 'none'}|wh={q.wh}"] = 1.0
     for lab in {e.label_ for e in doc.ents if e.start >= a and e.end <= b and (e.start, e.end) != (a, b)}:
         f[f"has={lab}|q={t}"] = 1.0
     content = [x for x in span if _content(x)]
@@ -266,6 +277,10 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
             f["after_say"] = 1.0
         if prev.lower_ in ("by", "from"):
             f[f"after_{prev.lower_}"] = 1.0
+    prev_tok = doc[a - 1] if a > 0 else None
+    next_tok = doc[b] if b < len(doc) else None
+    f[f"prev={prev_tok.lower_ if prev_tok is not None and prev_tok.is_stop else (prev_tok.tag_ if prev_tok is not None else '^')}"] = 1.0
+    f[f"next={next_tok.lower_ if next_tok is not None and next_tok.is_stop else (next_tok.tag_ if next_tok is not None else '$')}"] = 1.0
     if b < len(doc) and stem(doc[b].lower_) in SAY_VERBS:
         f[f"before_say|q={t}"] = 1.0
     has_num = any(x.like_num or x.tag_ == "CD" for x in span)
@@ -280,6 +295,7 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
     for k, v in flags.items():
         if v:
             f[f"{k}|q={t}"] = 1.0
+            f[f"{k}|wh={q.wh}"] = 1.0
     for k in q.asks:
         if flags.get(k) or (k in ("day", "month", "age") and c.label in ("DATE", "TIME")):
             f[f"asks_{k}_match"] = 1.0
