@@ -11,7 +11,7 @@
 3. The sentence a question is scored on is its first evidence string holding a gold answer (the
    first one otherwise), as the chain shows the short answer of its first cited sentence.
 
-``python -m eval.train_span [--out FILE] [--test]`` writes ``settings.SPAN_MODEL`` with a
+``python -m eval.train_span [--out FILE] [--test]`` (or ``rag train --span``) writes ``settings.SPAN_MODEL`` with a
 manifest (data hashes, seed, grid, dev metrics, train metrics labelled in-sample) and prints the
 comparison with the typed-entity rule; ``--test`` also reports the test split (once, at the end).
 """
@@ -234,14 +234,23 @@ def train(out: Path | None = None, test: bool = False, progress: bool = True) ->
     return model, meta
 
 
+def summary(meta: dict) -> str:
+    """A few lines for the command line: the choice, the oracle and the metrics."""
+    lines = [f"labels {meta['labelling']}, C = {meta['regularisation_C']} chosen on dev; {meta['features']} features; "
+             f"oracle (some candidate reaches F1 >= {MIN_F1}): dev {meta['oracle']['dev']['any_candidate_f1>=0.5']}"]
+    rows = dict(meta["metrics"], **{f"test, {k}": v for k, v in meta.get("test", {}).items() if k != "oracle"})
+    lines += [f"  {name:28s} F1 {m['f1']:.3f}  EM {m['em']:.3f}  ({m['questions']} questions)" for name, m in rows.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m eval.train_span", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped rag/models/span.json)")
     p.add_argument("--test", action="store_true", help="also report the test split (after all choices are made)")
     args = p.parse_args(argv)
     _, meta = train(args.out, args.test)
-    show = {k: v for k, v in meta.items() if k not in ("data", "trained")}
-    print(json.dumps(show, indent=1))
+    print(json.dumps({k: v for k, v in meta.items() if k not in ("data", "trained")}, indent=1))
+    print(summary(meta))
 
 
 if __name__ == "__main__":
