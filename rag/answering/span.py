@@ -225,6 +225,22 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
     for lab in {e.label_ for e in doc.ents if e.start >= a and e.end <= b and (e.start, e.end) != (a, b)}:
         f[f"has={lab}|q={t}"] = 1.0
     content = [x for x in span if _content(x)]
+    _question_words(f, doc, a, b, content, q)
+    _syntax(f, span, q)
+    _surroundings(f, doc, a, b, t)
+    _values(f, span, content, c.label, q)
+    if b - a == 1 and span.root.is_stop:
+        f["stop_word"] = 1.0
+    return f
+
+
+def _distance(i: int, a: int, b: int) -> int:
+    return a - i if i < a else i - b + 1
+
+
+def _question_words(f: dict, doc, a: int, b: int, content: list, q: QuestionView) -> None:
+    """How much of the span the question says, and how close the question's words stand."""
+    t = q.qtype
     in_q = [stem(x.lower_) in q.stems for x in content]
     if not content:
         f["no_content"] = 1.0
@@ -235,9 +251,8 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
         f[f"q_all|q={t}"] = float(all(in_q))
     matched = [x.i for x in doc if (x.i < a or x.i >= b) and _content(x) and stem(x.lower_) in q.stems]
     if matched:
-        d = min(a - i if i < a else i - b + 1 for i in matched)
-        f[f"dist{_bin(d, (1, 2, 4, 7, 12))}"] = 1.0
-        f["near_share"] = sum(1 for i in matched if (a - i if i < a else i - b + 1) <= 5) / len(matched)
+        f[f"dist{_bin(min(_distance(i, a, b) for i in matched), (1, 2, 4, 7, 12))}"] = 1.0
+        f["near_share"] = sum(1 for i in matched if _distance(i, a, b) <= 5) / len(matched)
     else:
         f["no_match"] = 1.0
     lo, hi = max(0, a - 6), min(len(doc), b + 6)
@@ -247,6 +262,12 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
         f["prev_in_q"] = 1.0
     if b < len(doc) and _content(doc[b]) and stem(doc[b].lower_) in q.stems:
         f["next_in_q"] = 1.0
+
+
+def _syntax(f: dict, span, q: QuestionView) -> None:
+    """The span's head and governing verb against the question's: the same verb, the same role."""
+    t = q.qtype
+    a, b = span.start, span.end
     root = span.root
     head = root.head
     if head is not root and stem(head.lower_) in q.stems:
@@ -266,42 +287,44 @@ def features(doc, c: SpanCandidate, q: QuestionView) -> dict[str, float]:
     f[f"dep={dep}|wh={q.wh_dep if q.wh_dep in DEPS else 'other'}"] = 1.0
     if f.get("gov_is_q_root") and q.wh_dep and (q.wh_dep == root.dep_ or {q.wh_dep, root.dep_} <= {"nsubj", "nsubjpass", "agent"}):
         f["role_match"] = 1.0
-    n = b - a
-    f[f"len{_bin(n, (1, 2, 3, 5, 8))}|q={t}"] = 1.0
+
+
+def _surroundings(f: dict, doc, a: int, b: int, t: str) -> None:
+    """Length, position, and the words just before and after the span."""
+    f[f"len{_bin(b - a, (1, 2, 3, 5, 8))}|q={t}"] = 1.0
     f["position"] = a / max(1, len(doc))
-    if a > 0:
-        prev = doc[a - 1]
+    prev = doc[a - 1] if a > 0 else None
+    nxt = doc[b] if b < len(doc) else None
+    if prev is not None:
         if prev.tag_ == "IN":
             f[f"after_prep|q={t}"] = 1.0
         if stem(prev.lower_) in SAY_VERBS:
             f["after_say"] = 1.0
         if prev.lower_ in ("by", "from"):
             f[f"after_{prev.lower_}"] = 1.0
-    prev_tok = doc[a - 1] if a > 0 else None
-    next_tok = doc[b] if b < len(doc) else None
-    f[f"prev={prev_tok.lower_ if prev_tok is not None and prev_tok.is_stop else (prev_tok.tag_ if prev_tok is not None else '^')}"] = 1.0
-    f[f"next={next_tok.lower_ if next_tok is not None and next_tok.is_stop else (next_tok.tag_ if next_tok is not None else '$')}"] = 1.0
-    if b < len(doc) and stem(doc[b].lower_) in SAY_VERBS:
+    f[f"prev={'^' if prev is None else prev.lower_ if prev.is_stop else prev.tag_}"] = 1.0
+    f[f"next={'$' if nxt is None else nxt.lower_ if nxt.is_stop else nxt.tag_}"] = 1.0
+    if nxt is not None and stem(nxt.lower_) in SAY_VERBS:
         f[f"before_say|q={t}"] = 1.0
-    has_num = any(x.like_num or x.tag_ == "CD" for x in span)
+
+
+def _values(f: dict, span, content: list, label: str, q: QuestionView) -> None:
+    """A number, money, a percentage, a year, a capitalised name; and whether the question asks
+    for that kind of value."""
     flags = {
-        "num": has_num,
+        "num": any(x.like_num or x.tag_ == "CD" for x in span),
         "money": any(x.text in ("$", "£", "€") or x.tag_ == "$" or x.text.startswith(("A$", "US$")) for x in span),
         "percent": any(x.text in ("%", "percent", "cent") for x in span),
         "year": any(_YEAR.match(x.text) for x in span),
         "caps": all(x.text[:1].isupper() for x in content) and bool(content),
-        "in_quote": False,
     }
     for k, v in flags.items():
         if v:
-            f[f"{k}|q={t}"] = 1.0
+            f[f"{k}|q={q.qtype}"] = 1.0
             f[f"{k}|wh={q.wh}"] = 1.0
     for k in q.asks:
-        if flags.get(k) or (k in ("day", "month", "age") and c.label in ("DATE", "TIME")):
+        if flags.get(k) or (k in ("day", "month", "age") and label in ("DATE", "TIME")):
             f[f"asks_{k}_match"] = 1.0
-    if n == 1 and root.is_stop:
-        f["stop_word"] = 1.0
-    return f
 
 
 @dataclass(frozen=True)
