@@ -62,7 +62,7 @@ class EntityTagger:
     """spaCy en_core_web_sm (packaged) for short-answer spans: entities and the dependency parse
     (the lemmatizer is off: the span features use the index's stemmer); loads on first use."""
 
-    CACHE = 4_000  # parsed texts kept (sentences cited again, questions asked again)
+    CACHE = 1_000  # parsed texts kept (a Doc of a 25-token sentence is ~13 kB: ~15 MB in all)
 
     def __init__(self):
         self._nlp = None
