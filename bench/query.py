@@ -127,7 +127,7 @@ class StageTimer:
             (p.index.bm25, "retrieve"): p.index.bm25.retrieve,
         }
         if p.tagger is not None:
-            self._orig[(p.tagger, "entities")] = p.tagger.entities
+            self._orig[(p.tagger, "parse")] = p.tagger.parse
         setattr(rr, "_faiss_search", self._wrap("faiss", rr._faiss_search))
         setattr(rr, "bm25_tokenize", self._wrap("bm25", rr.bm25_tokenize))
         p.index.bm25.retrieve = self._wrap("bm25", self._orig[(p.index.bm25, "retrieve")])
@@ -156,7 +156,7 @@ class StageTimer:
         rp.retrieve = retrieve
         emb.embed_query = self._wrap("embed", self._orig[(emb, "embed_query")])
         if p.tagger is not None:
-            p.tagger.entities = self._wrap("spacy", self._orig[(p.tagger, "entities")])
+            p.tagger.parse = self._wrap("spacy", self._orig[(p.tagger, "parse")])
         return self
 
     def __exit__(self, *exc):

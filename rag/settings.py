@@ -29,6 +29,8 @@ def uploads_dir_for(index_dir: Path) -> Path:
 
 # the learned answerer (rag train writes it; rag/answering/model.py reads it)
 ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
+# the short-answer span scorer (python -m eval.train_span: fitted on train, chosen on dev)
+SPAN_MODEL = Path(__file__).resolve().parent / "models" / "span.json"
 ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a comparison
 
 MAX_QUESTION_CHARS = 2000
