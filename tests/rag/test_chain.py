@@ -3,7 +3,7 @@ exactly, abstention, period awareness, filters inside the search, follow-ups, ba
 
 Tests on ``rules_pipeline`` pin behaviour of the hand-rule chain (``answerer="rules"``), kept as
 the comparison column. The learned answerer is held to the eval gate, on questions it was not
-fitted on (tests/eval/test_eval_gate.py), and its mechanics to tests/rag/test_answerer.py."""
+fitted on (tests/eval/test_eval_gate.py), and its mechanics to tests/rag/answering/test_answerer.py."""
 
 from __future__ import annotations
 
