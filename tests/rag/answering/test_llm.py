@@ -23,7 +23,7 @@ from rag.errors import BadInputError, RagError
 from index.ingest import parse_article
 from rag.types import Answer, Passage
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 TEXT_A = (
     "Israel Rejects Truce Offer\n\n"
