@@ -138,11 +138,8 @@ class _State:
 
         if old is None:
             return cls({}, {}, {}, {}, VectorIndex(dim), VectorIndex(dim))
-        return cls(
-            dict(old.articles), dict(old.chunks), dict(old.doc_seq), dict(old.by_source),
-            old.chunk_index, old.sentence_index,
-            next_chunk_id=max(old.chunks, default=-1) + 1, next_seq=max(old.doc_seq.values(), default=-1) + 1,
-        )
+        return cls(dict(old.articles), dict(old.chunks), dict(old.doc_seq), dict(old.by_source), old.chunk_index,
+                   old.sentence_index, max(old.chunks, default=-1) + 1, max(old.doc_seq.values(), default=-1) + 1)
 
     def remove(self, doc_id: str) -> None:
         ids = [cid for cid, c in self.chunks.items() if c.doc_id == doc_id]
@@ -284,16 +281,13 @@ class IndexStore:
     ) -> UpdateReport:
         """Make the index reflect ``corpus``: unchanged articles (same file name, same content
         hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
-        in the corpus are deleted. Idempotent; writes atomically.
+        in the corpus are deleted. Idempotent; writes atomically. The destination is checked
+        before any work; the writers' lock is held from before the current version is read until
+        the new one is in place (``on_wait`` hears when another writer holds it). An article
+        that cannot be chunked is skipped and reported in ``unreadable``.
 
-        One writer at a time: the writers' lock is held from before the current version is read
-        until the new one is in place (``on_wait`` hears when another writer holds it). The
-        destination is checked to be writable before any work. An article that cannot be
-        chunked (a first line too long for a title) is skipped and reported in ``unreadable``.
-
-        Both vector indexes pick their type by size (``VectorIndex`` with automatic type): Flat
-        while small, HNSW32 once past ``index.vector_index.FLAT_MAX`` live vectors; removed
-        articles become HNSW tombstones until the index rebuilds itself."""
+        Vector indexes pick their type by size (``VectorIndex``): Flat while small, HNSW32 past
+        ``FLAT_MAX`` live vectors; removed articles are HNSW tombstones until a rebuild."""
         directory.check_writable(self.path)
         with directory.writer_lock(self.path, on_wait=on_wait):
             directory.remove_stale_builds(self.path)
@@ -425,13 +419,15 @@ class IndexStore:
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             directory.fsync_tree(tmp)
-            self._swap(tmp)
+            directory.swap(self.path, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _swap(self, tmp: Path) -> None:
-        directory.swap(self.path, tmp)
+    def sources(self) -> list[str]:
+        """The indexed file names, sorted (read from articles.jsonl without loading vectors)."""
+        self.read_manifest()
+        return sorted(json.loads(line)["source"] for line in _lines(self.path / "articles.jsonl"))
 
     def stats(self) -> dict:
         m = self.read_manifest()

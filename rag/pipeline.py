@@ -148,7 +148,7 @@ class RagPipeline:
             raise BadInputError(f"--since {filters.since} is after --until {filters.until}")
         unknown = [s for s in filters.sources if s not in index.by_source]
         if unknown:
-            raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats` or the documents list")
+            raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats --sources` or the documents list")
         # one encoder pass: the question without its period phrases (the period is matched on
         # article metadata, and the words would pull in sentences that merely name it)
         qv = self.embedder.embed_query(core_text(q))

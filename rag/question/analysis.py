@@ -54,16 +54,16 @@ class Question:
         return len(self.years) + len(self.operations) >= 2 or bool(MULTI_CUE.search(self.text))
 
 
-def normalize_question(q: str) -> str:
+def normalize_question(q: str, what: str = "the question") -> str:
     if q is None:
-        raise BadInputError("the question is empty; type a question about the articles")
+        raise BadInputError(f"{what} is empty; type a question about the articles")
     q = unicodedata.normalize("NFC", str(q))
     q = " ".join(q.split())
     if not q:
-        raise BadInputError("the question is empty; type a question about the articles")
+        raise BadInputError(f"{what} is empty; type a question about the articles")
     if len(q) > MAX_QUESTION_CHARS:
         raise BadInputError(
-            f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question"
+            f"{what} is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question"
         )
     return q
 
@@ -226,7 +226,7 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
             raise BadInputError(
                 "the question has only common words (like 'what is the'); add what you want to know about"
             )
-    prev = normalize_question(history[-1]) if history else None
+    prev = normalize_question(history[-1], "the earlier question (history)") if history else None
     followup = bool(prev) and is_followup(q)
     years, months, ops = period_cues(q)
     if followup:
