@@ -288,7 +288,7 @@ def collect(paths: Iterable[Path | str]) -> Corpus:
     for f in iter_files(paths, corpus.skipped):
         source = f.name
         if f.suffix.lower() not in SUFFIXES:
-            corpus.skipped.append(Skipped(str(f), f"not a .txt or .md file"))
+            corpus.skipped.append(Skipped(str(f), "not a .txt or .md file"))
             continue
         if source in seen_sources:
             corpus.skipped.append(Skipped(str(f), f"another file is already named {source}"))

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from index import directory
+from index import manifest as manifest_info
 from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
 from index.embed import Embedder
 from index.lexical import bm25_tokenize
@@ -69,18 +70,6 @@ class UpdateReport:
 def sentence_key(doc_seq: int, sent_index: int) -> int:
     """FAISS id of a sentence: article sequence number in the high bits, sentence index low."""
     return (doc_seq << 24) | sent_index
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("faiss-cpu", "sentence-transformers", "bm25s", "numpy", "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def corpus_hash(articles) -> str:
@@ -201,7 +190,7 @@ class IndexStore:
             "format_version": FORMAT_VERSION,
             "embedding_model": self.embedder.name,
             "dim": self.embedder.dim,
-            "chunking": _settings_json(self.settings),
+            "chunking": manifest_info.settings_json(self.settings),
         }
         diffs = [
             f"{k}: index has {manifest.get(k)!r}, this program uses {v!r}"
@@ -215,6 +204,24 @@ class IndexStore:
             )
 
     def load(self) -> Index:
+        """The index as written by the last complete write. A writer's swap between reading the
+        manifest and the files makes them disagree: then the read starts again."""
+        for attempt in range(3):
+            stamp = self._manifest_stamp()
+            try:
+                return self._load_once()
+            except IndexCorruptError:
+                if attempt == 2 or self._manifest_stamp() == stamp:
+                    raise
+
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / "manifest.json")
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _load_once(self) -> Index:
         manifest = self.read_manifest()
         self.check_manifest(manifest)
         from index.vector_index import VectorIndex
@@ -256,7 +263,7 @@ class IndexStore:
             raise IndexCorruptError(f"the index at {self.path} is unreadable ({e}); {_rebuild_hint(self.path)}") from e
         for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
             want = vec_meta[name]
-            got = _vector_meta(vix, want["files"])
+            got = manifest_info.vector_meta(vix, want["files"])
             if vix.dim != self.embedder.dim or any(got[k] != want.get(k) for k in ("type", "vectors", "tombstones")):
                 raise IndexCorruptError(
                     f"the index at {self.path} is inconsistent ({name}: manifest says "
@@ -390,7 +397,7 @@ class IndexStore:
             vector_indexes = {}
             for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
                 written = [Path(p).relative_to(tmp).as_posix() for p in vix.save(tmp / name)]
-                vector_indexes[name] = _vector_meta(vix, written)
+                vector_indexes[name] = manifest_info.vector_meta(vix, written)
             _save_bm25(tmp / BM25_DIR, [chunks[cid] for cid in order], order)
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -400,7 +407,7 @@ class IndexStore:
                 "metric": "inner_product",
                 "normalized": True,
                 "vector_indexes": vector_indexes,
-                "chunking": _settings_json(self.settings),
+                "chunking": manifest_info.settings_json(self.settings),
                 "corpus_hash": corpus_hash(articles.values()),
                 "counts": {
                     "documents": len(articles),
@@ -408,7 +415,7 @@ class IndexStore:
                     "sentences": int(sentence_index.ntotal),
                 },
                 "doc_seq": doc_seq,
-                "libraries": _library_versions(),
+                "libraries": manifest_info.library_versions(),
                 "python": sys.version.split()[0],
                 # every file written (the vector indexes' side files, if any, included)
                 "checksums": {
@@ -439,32 +446,9 @@ class IndexStore:
             "sentences": m["counts"]["sentences"],
             "model": m["embedding_model"],
             "dim": m["dim"],
-            "index_type": _index_type_summary(m),
+            "index_type": manifest_info.index_type_summary(m),
             "on_disk_bytes": size,
         }
-
-
-def _vector_meta(vix, files: list[str]) -> dict:
-    """Manifest entry of one ``VectorIndex`` file."""
-    return {
-        "type": vix.index_type,
-        "vectors": int(vix.ntotal),
-        "tombstones": int(vix.tombstones),
-        "ef_search": vix.current_ef_search() if vix.kind == "hnsw" else None,
-        "files": list(files),
-    }
-
-
-def _index_type_summary(m: dict) -> str | None:
-    """``"chunks Flat, sentences HNSW32"`` (format 1 recorded one string for both)."""
-    vec = m.get("vector_indexes")
-    if not isinstance(vec, dict):
-        return m.get("index_type")
-    return ", ".join(f"{name.removesuffix('.faiss')} {meta.get('type')}" for name, meta in vec.items())
-
-
-def _settings_json(s: ChunkSettings) -> dict:
-    return {"target_tokens": s.target_tokens, "max_tokens": s.max_tokens, "overlap_sentences": s.overlap_sentences}
 
 
 def _lines(path: Path):

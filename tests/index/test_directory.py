@@ -180,3 +180,25 @@ def test_an_article_that_cannot_be_chunked_is_skipped_not_the_batch(tmp_path):
     assert len(r.added) == 3 and "long-title.txt" not in r.added
     assert [(s, "too long for a title" in why) for s, why in r.unreadable] == [("long-title.txt", True)]
     assert len(st.load().articles) == 3
+
+
+def test_a_reader_during_a_swap_reads_the_new_version_not_a_false_damage(tmp_path, monkeypatch):
+    """The manifest is read from one version, the files from the next: that is a swap, not a
+    damaged index, and the read starts again."""
+    a = write_articles(tmp_path / "a", "alpha", 2)
+    b = write_articles(tmp_path / "b", "beta", 2)
+    idx = tmp_path / "idx"
+    st = IndexStore(idx, HashEmbedder())
+    st.update(collect([a]))
+    real = st.read_manifest
+    swapped = []
+
+    def read_then_swap():
+        m = real()
+        if not swapped:  # another writer swaps right after this reader read the manifest
+            swapped.append(True)
+            IndexStore(idx, HashEmbedder()).update(collect([b]))
+        return m
+
+    monkeypatch.setattr(st, "read_manifest", read_then_swap)
+    assert len(st.load().articles) == 4
