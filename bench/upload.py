@@ -26,7 +26,8 @@ PARA = ("The Zubrovka ferry company ordered a new vessel for the northern route 
 def upload_phase(p, folder: Path, mb: float, qs: list[str], pace: float, hold_readers_lock: bool):
     folder.mkdir()
     f = folder / f"{folder.name}.txt"
-    f.write_text("Ferry order in Zubrovka\n\n" + PARA * int(mb * 1e6 / len(PARA)) + "\n")
+    # a title of its own: the same text under another name would be skipped as a duplicate
+    f.write_text(f"Ferry order in Zubrovka ({folder.name})\n\n" + PARA * int(mb * 1e6 / len(PARA)) + "\n")
 
     def index() -> None:
         with p._lock if hold_readers_lock else nullcontext():
