@@ -97,7 +97,13 @@ def main() -> None:
     try:
         started = wait_until_up(url, server)
         qs = questions(max(args.questions, 10))
-        Client(url, verbose=False).predict(qs[0], api_name="/chat")  # the first answer loads the models
+        solo = Client(url, verbose=False)
+        solo.predict(qs[0], api_name="/chat")  # the first answer loads the models
+        baseline = []  # the same questions from one user alone: the reference for the ratios
+        for q in qs[: args.questions]:
+            t0 = time.perf_counter()
+            solo.predict(q, api_name="/chat")
+            baseline.append(time.perf_counter() - t0)
         rss_before = rss_mb(server.pid)
         peak = [rss_before]
         stop = threading.Event()
@@ -144,8 +150,11 @@ def main() -> None:
         print(f"# load: {args.users} users x {args.questions} questions through /chat, server on {url}")
         print(f"machine: {os.cpu_count()} cores, load average {load_avg()}; server up in {started:.1f} s")
         print(f"answers: {len(latencies)} of {n} in {wall:.1f} s ({len(latencies) / wall:.2f} answers/s); errors {len(errors)}")
+        b50 = pct(baseline, 0.5)
+        print(f"one user alone: p50 {b50:.2f} s, max {max(baseline):.2f} s over {len(baseline)} questions")
         if latencies:
-            print(f"latency: p50 {pct(latencies, 0.5):.2f} s, p95 {pct(latencies, 0.95):.2f} s, "
+            p50, p95 = pct(latencies, 0.5), pct(latencies, 0.95)
+            print(f"latency: p50 {p50:.2f} s ({p50 / b50:.1f}x alone), p95 {p95:.2f} s ({p95 / b50:.1f}x alone), "
                   f"max {max(latencies):.2f} s (queued behind the other users' questions)")
         print(f"server RSS: {rss_before:.0f} MB before, {peak[0]:.0f} MB peak, {rss_after:.0f} MB after")
         for e in errors[:20]:
