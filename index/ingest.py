@@ -175,7 +175,7 @@ def decode(raw: bytes, name: str) -> str:
 
 def _visible(ch: str) -> bool:
     """Not white space and not an invisible format character (zero-width space, joiners, BOM)."""
-    return not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Zs", "Zl", "Zp")
+    return not ch.isspace() and unicodedata.category(ch) != "Cf"
 
 
 def parse_article(text: str, source: str, meta: dict[str, str] | None = None) -> Article:
