@@ -76,6 +76,40 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def run_users(url: str, users: int, per_user: int, qs: list[str]) -> tuple[list[float], list[str], float]:
+    """``users`` clients at once, each asking ``per_user`` questions in turn: (latencies, errors, wall s)."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def user(i: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+        except Exception as e:  # noqa: BLE001 - a benchmark counts every failure
+            with lock:
+                errors.append(f"user {i}: connect: {type(e).__name__}: {e}")
+            return
+        for j in range(per_user):
+            q = qs[(i + j) % len(qs)]
+            t0 = time.perf_counter()
+            try:
+                text = client.submit(q, api_name="/chat").result(timeout=ANSWER_TIMEOUT_S)
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+                    if not (isinstance(text, str) and text.strip()):
+                        errors.append(f"user {i} q{j}: empty answer")
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(f"user {i} q{j}: {type(e).__name__}: {str(e)[:120]}")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(users) as ex:
+        list(ex.map(user, range(users)))
+    return latencies, errors, time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=50)
@@ -114,35 +148,7 @@ def main() -> None:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        latencies: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-
-        def user(i: int) -> None:
-            try:
-                client = Client(url, verbose=False)
-            except Exception as e:  # noqa: BLE001 - a benchmark counts every failure
-                with lock:
-                    errors.append(f"user {i}: connect: {type(e).__name__}: {e}")
-                return
-            for j in range(args.questions):
-                q = qs[(i + j) % len(qs)]
-                t0 = time.perf_counter()
-                try:
-                    text = client.submit(q, api_name="/chat").result(timeout=ANSWER_TIMEOUT_S)
-                    ok = isinstance(text, str) and text.strip()
-                    with lock:
-                        latencies.append(time.perf_counter() - t0)
-                        if not ok:
-                            errors.append(f"user {i} q{j}: empty answer")
-                except Exception as e:  # noqa: BLE001
-                    with lock:
-                        errors.append(f"user {i} q{j}: {type(e).__name__}: {str(e)[:120]}")
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.users) as ex:
-            list(ex.map(user, range(args.users)))
-        wall = time.perf_counter() - t0
+        latencies, errors, wall = run_users(url, args.users, args.questions, qs)
         stop.set()
         sampler.join()
         rss_after = rss_mb(server.pid)
