@@ -242,3 +242,38 @@ def test_two_index_commands_at_once_index_the_union(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     r = rag("stats", "--index-dir", idx, "--json")
     assert json.loads(r.stdout)["documents"] == 21
+
+
+def test_a_second_writer_says_it_waits_then_adds(tmp_path):
+    import threading
+    import time
+
+    from index.directory import writer_lock
+
+    idx = tmp_path / "idx"
+    held, release = threading.Event(), threading.Event()
+
+    def first_writer():
+        with writer_lock(idx):
+            held.set()
+            release.wait(120)
+
+    t = threading.Thread(target=first_writer)
+    t.start()
+    held.wait(10)
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", str(small_folder(tmp_path / "in", "s", 2)),
+                             "--index-dir", str(idx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        first_line: list[str] = []
+        reader = threading.Thread(target=lambda: first_line.append(proc.stderr.readline()))
+        reader.start()
+        reader.join(120)  # the command starts, reads its articles, reaches the lock and says so
+        assert first_line == [f"waiting for another writer of {idx}…\n"]
+        time.sleep(1)
+        assert proc.poll() is None and not idx.exists()  # it waits, and has written nothing
+    finally:
+        release.set()
+        t.join()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "added 2," in out
