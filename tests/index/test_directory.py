@@ -97,19 +97,37 @@ def test_unusable_index_dir_fails_before_any_embedding(tmp_path, kind):
     assert emb.calls == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only folders")
 def test_read_only_parent_fails_before_any_embedding(tmp_path):
+    """Run without the power to ignore permissions (root has it): setpriv drops it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
     src = write_articles(tmp_path / "src", "s", 2)
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    emb = SlowEmbedder()
+    code = (
+        "import sys; from index.embed import HashEmbedder; from index.ingest import collect; "
+        "from index.store import IndexStore; from rag.errors import BadInputError\n"
+        "try:\n    IndexStore(sys.argv[2], HashEmbedder()).update(collect([sys.argv[1]]))\n"
+        "except BadInputError as e:\n    print(e)"
+    )
+    cmd = [sys.executable, "-c", code, str(src), str(ro / "idx")]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("root, and no setpriv to drop the permission override")
+        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+               "--inh-caps=-dac_override,-dac_read_search", *cmd]
     try:
-        with pytest.raises(BadInputError, match="not writable"):
-            IndexStore(ro / "idx", emb).update(collect([src]))
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     finally:
         ro.chmod(0o755)
-    assert emb.calls == 0
+    assert r.returncode == 0, r.stderr
+    assert "not writable" in r.stdout and "choose another --index-dir" in r.stdout
+    assert list(ro.iterdir()) == []
 
 
 def test_stale_builds_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
