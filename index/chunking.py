@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.errors import BadInputError, RagError
+from rag.errors import ArticleError, BadInputError, RagError
 from rag.types import Article, Chunk, Span, content_hash
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+CHARS_PER_TOKEN_GUESS = 8  # first window when cutting an over-long sentence (it doubles as needed)
 
 
 @dataclass(frozen=True)
@@ -58,31 +59,54 @@ def _count(count_tokens: CountTokens, texts: list[str], batch: int = 2048) -> li
 
 
 def _split_long(article: Article, i: int, budget: int, count_tokens: CountTokens) -> list[Span]:
-    """A sentence longer than the window is cut at white space into pieces that fit."""
+    """A sentence longer than the window is cut at white space into pieces that fit.
+
+    Each piece is searched for in a window that starts at ``budget * CHARS_PER_TOKEN_GUESS``
+    characters and doubles while it still fits, so the text the tokenizer sees per piece is a
+    few times the piece, not the rest of the sentence: total work grows as the sentence's
+    length times log(window), not as its square."""
     s = article.sentences[i]
     text = article.text
     pieces: list[Span] = []
     start = s.start
     while start < s.end:
-        lo, hi = start + 1, s.end
-        best = None
-        while lo <= hi:  # binary search the longest prefix, ending at white space, that fits
-            mid = (lo + hi) // 2
-            cut = mid if mid == s.end else text.rfind(" ", start, mid + 1)
-            if cut <= start:
-                cut = mid
-            if count_tokens([text[start:cut]])[0] <= budget:
-                best = cut
-                lo = mid + 1
-            else:
-                hi = mid - 1
+        # gallop: the smallest window end (doubling) whose text no longer fits, or the sentence end
+        width = max(64, budget * CHARS_PER_TOKEN_GUESS)
+        fits_to = start
+        while True:
+            hi = min(s.end, start + width)
+            if count_tokens([text[start:hi]])[0] > budget:
+                break
+            fits_to = hi
+            if hi == s.end:
+                break
+            width *= 2
+        best = fits_to if fits_to == s.end else (_longest_fit(text, start, fits_to, hi, budget, count_tokens) or fits_to)
         if best is None or best <= start:
-            raise RagError(f"{article.source}: cannot fit text at offset {start} into {budget} tokens")
+            raise ArticleError(article.source, f"cannot fit the text at offset {start} into {budget} tokens")
         pieces.append(Span(start, best))
         start = best
         while start < s.end and text[start].isspace():
             start += 1
     return pieces
+
+
+def _longest_fit(text: str, start: int, lo: int, hi: int, budget: int, count_tokens: CountTokens) -> int | None:
+    """The end of the longest prefix of ``text[start:hi]``, cut at white space where there is
+    some, that fits ``budget`` tokens (binary search; ``text[start:lo]`` is known to fit)."""
+    best = None
+    lo = max(lo, start + 1)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cut = text.rfind(" ", start, mid + 1)
+        if cut <= start:
+            cut = mid
+        if count_tokens([text[start:cut]])[0] <= budget:
+            best = cut
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return best
 
 
 def chunk_article(article: Article, count_tokens: CountTokens, settings: ChunkSettings = ChunkSettings()) -> list[Chunk]:
@@ -95,7 +119,11 @@ def chunk_article(article: Article, count_tokens: CountTokens, settings: ChunkSe
     budget = settings.max_tokens - SPECIAL_TOKENS - header_tokens
     target = min(settings.target_tokens, budget)
     if budget < 16:
-        raise RagError(f"{article.source}: the title is too long to leave room for text in a chunk")
+        raise ArticleError(
+            article.source,
+            f"the first line ({len(article.title):,} characters) is too long for a title; start the file "
+            "with a short title line, or give one as 'title:' in front matter",
+        )
     chunks: list[Chunk] = []
 
     def emit(units: list[tuple[int, Span]]):

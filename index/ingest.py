@@ -3,9 +3,13 @@ metadata, title/date/author extraction and sentence spans."""
 
 from __future__ import annotations
 
+import codecs
+import errno
 import json
 import logging
+import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date as _date
@@ -134,18 +138,44 @@ def read_sidecar(path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in data.items() if k in META_KEYS and v is not None}
 
 
+def _looks_utf16(raw: bytes) -> bool:
+    """UTF-16 without a byte-order mark: in ASCII-heavy text every other byte is NUL."""
+    head = raw[:8192]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    zeros = sorted((even.count(0) / len(even), odd.count(0) / len(odd)))
+    return zeros[1] > 0.4 and zeros[0] < 0.05
+
+
 def decode(raw: bytes, name: str) -> str:
-    if b"\x00" in raw[:8192]:
+    """UTF-8 (a byte-order mark is dropped), or UTF-16 with a byte-order mark."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ArticleError(name, f"UTF-16 text with a bad byte at offset {e.start}") from e
+    elif b"\x00" in raw[:8192]:
+        if _looks_utf16(raw):
+            raise ArticleError(name, "UTF-16 text without a byte-order mark: save it as UTF-8")
         raise ArticleError(name, "binary file (NUL bytes), not text")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ArticleError(name, f"not UTF-8 text (bad byte at offset {e.start})") from e
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ArticleError(name, f"not UTF-8 text (bad byte at offset {e.start})") from e
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
         raise ArticleError(name, "empty file")
+    if not any(_visible(ch) for ch in text):
+        raise ArticleError(name, "empty file: only invisible characters (zero-width spaces and the like)")
     return text
+
+
+def _visible(ch: str) -> bool:
+    """Not white space and not an invisible format character (zero-width space, joiners, BOM)."""
+    return not ch.isspace() and unicodedata.category(ch) != "Cf"
 
 
 def parse_article(text: str, source: str, meta: dict[str, str] | None = None) -> Article:
@@ -186,23 +216,63 @@ def read_article(path: Path, source: str | None = None) -> Article:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise ArticleError(name, f"file is {size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB")
+            raise ArticleError(
+                name, f"file is {size:,} bytes ({size / 2**20:.2f} MiB); the limit is {MAX_BYTES:,} bytes "
+                f"({MAX_BYTES / 2**20:.0f} MiB)"
+            )
         raw = path.read_bytes()
     except OSError as e:
         raise ArticleError(name, f"cannot read ({e.strerror})") from e
     return parse_article(decode(raw, name), name, read_sidecar(path))
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+def _link_problem(p: Path) -> str | None:
+    """Why a path that is a symbolic link cannot be followed, or None."""
+    if not p.is_symlink():
+        return None
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (the link leads back to itself)"
+        return f"broken symlink (it points to {os.readlink(p)}, which does not exist)"
+    return None
+
+
+def iter_files(paths: Iterable[Path], skipped: list[Skipped] | None = None) -> Iterator[Path]:
+    """The files at ``paths`` (folders walked, sorted). A folder or file that cannot be read
+    is appended to ``skipped`` with the reason, and the walk goes on."""
+    skipped = skipped if skipped is not None else []
     for p in paths:
+        problem = _link_problem(p)
+        if problem:
+            raise BadInputError(f"{p}: {problem}")
         if not p.exists():
             raise BadInputError(f"{p}: no such file or folder")
         if p.is_dir():
-            yield from sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES and not f.name.startswith(".")
-            )
+            yield from _walk(p, skipped)
         else:
             yield p
+
+
+def _walk(root: Path, skipped: list[Skipped]) -> list[Path]:
+    def unreadable(e: OSError) -> None:
+        skipped.append(Skipped(str(e.filename), f"cannot read the folder ({e.strerror}); skipped"))
+
+    found = []
+    for folder, _, names in os.walk(root, onerror=unreadable):
+        for n in names:
+            f = Path(folder, n)
+            if f.suffix.lower() not in SUFFIXES or n.startswith("."):
+                continue
+            try:
+                if f.is_file():
+                    found.append(f)
+                elif _link_problem(f):
+                    skipped.append(Skipped(str(f), _link_problem(f)))
+            except OSError as e:  # e.g. a folder that can be listed but not entered
+                skipped.append(Skipped(str(f), f"cannot read ({e.strerror})"))
+    return sorted(found)
 
 
 def collect(paths: Iterable[Path | str]) -> Corpus:
@@ -215,10 +285,10 @@ def collect(paths: Iterable[Path | str]) -> Corpus:
     corpus = Corpus()
     by_hash: dict[str, str] = {}
     seen_sources: set[str] = set()
-    for f in iter_files(paths):
+    for f in iter_files(paths, corpus.skipped):
         source = f.name
         if f.suffix.lower() not in SUFFIXES:
-            corpus.skipped.append(Skipped(str(f), f"not a .txt or .md file"))
+            corpus.skipped.append(Skipped(str(f), "not a .txt or .md file"))
             continue
         if source in seen_sources:
             corpus.skipped.append(Skipped(str(f), f"another file is already named {source}"))

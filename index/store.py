@@ -15,33 +15,33 @@ removed (HNSW deletions are tombstones inside the file until a rebuild). The man
 ``vector_indexes`` records, per file, the type, live vectors, tombstones and every file its
 ``save`` wrote; all of them are in ``checksums``.
 
-Every write builds the whole directory under a temporary name beside the target and swaps it
-in with renames, so a crash leaves the previous index whole."""
+Every write holds the writers' lock, builds the whole directory under a temporary name beside
+the target and swaps it in with renames (``index.directory``), so a crash leaves the previous
+index whole and two writers never start from the same version."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from index import directory
+from index import manifest as manifest_info
 from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
 from index.embed import Embedder
 from index.lexical import bm25_tokenize
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
+from rag.errors import ArticleError, IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from index.ingest import Corpus
 from rag.types import Article, Chunk, content_hash
 
 FORMAT_VERSION = 3  # 2: VectorIndex files (Flat or HNSW by size); 3: BM25 over index.lexical (Snowball stems)
 MANIFEST_KEYS = ("format_version", "embedding_model", "dim", "chunking", "corpus_hash", "counts", "doc_seq", "checksums")
-FILES = ("articles.jsonl", "chunks.jsonl", "chunks.faiss", "sentences.faiss")
 VECTOR_FILES = ("chunks.faiss", "sentences.faiss")
 BM25_DIR = "bm25"
 
@@ -70,26 +70,6 @@ class UpdateReport:
 def sentence_key(doc_seq: int, sent_index: int) -> int:
     """FAISS id of a sentence: article sequence number in the high bits, sentence index low."""
     return (doc_seq << 24) | sent_index
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("faiss-cpu", "sentence-transformers", "bm25s", "numpy", "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def corpus_hash(articles) -> str:
@@ -128,6 +108,41 @@ class Index:
         return self.sentence_index.reconstruct(keys)
 
 
+@dataclass
+class _State:
+    """The index being updated, in memory: the last version's contents plus the changes."""
+
+    articles: dict[str, Article]
+    chunks: dict[int, Chunk]
+    doc_seq: dict[str, int]
+    by_source: dict[str, str]
+    chunk_index: object
+    sentence_index: object
+    next_chunk_id: int = 0
+    next_seq: int = 0
+
+    @classmethod
+    def of(cls, old: Index | None, dim: int) -> "_State":
+        from index.vector_index import VectorIndex
+
+        if old is None:
+            return cls({}, {}, {}, {}, VectorIndex(dim), VectorIndex(dim))
+        return cls(dict(old.articles), dict(old.chunks), dict(old.doc_seq), dict(old.by_source), old.chunk_index,
+                   old.sentence_index, max(old.chunks, default=-1) + 1, max(old.doc_seq.values(), default=-1) + 1)
+
+    def remove(self, doc_id: str) -> None:
+        ids = [cid for cid, c in self.chunks.items() if c.doc_id == doc_id]
+        for cid in ids:
+            del self.chunks[cid]
+        if ids:
+            self.chunk_index.remove(np.array(ids, dtype=np.int64))
+        seq = self.doc_seq.pop(doc_id)
+        art = self.articles.pop(doc_id)
+        keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
+        if keys:
+            self.sentence_index.remove(np.array(keys, dtype=np.int64))
+
+
 class IndexStore:
     """Builds, updates and loads the index directory. The constructor only checks arguments."""
 
@@ -146,13 +161,7 @@ class IndexStore:
         return (self.path / "manifest.json").exists()
 
     def _recover(self) -> None:
-        """A crash between the two renames of a swap leaves the last index in ``<dir>.old`` and no
-        ``<dir>``: rename it back. Only a directory this store wrote (it holds a manifest) is ever
-        renamed, and only into an empty place: nothing is deleted, and a user's directory that
-        happens to sit at ``<dir>`` or ``<dir>.old`` is never touched."""
-        old = self.path.with_name(self.path.name + ".old")
-        if not self.path.exists() and (old / "manifest.json").is_file():
-            os.replace(old, self.path)
+        directory.recover(self.path)
 
     def read_manifest(self) -> dict:
         if not self.exists():
@@ -171,11 +180,17 @@ class IndexStore:
         return manifest
 
     def check_manifest(self, manifest: dict) -> None:
+        version = manifest.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index at {self.path} has format {version}, written by a newer version of this "
+                f"program (this one reads format {FORMAT_VERSION}); upgrade the program to read it"
+            )
         expected = {
             "format_version": FORMAT_VERSION,
             "embedding_model": self.embedder.name,
             "dim": self.embedder.dim,
-            "chunking": _settings_json(self.settings),
+            "chunking": manifest_info.settings_json(self.settings),
         }
         diffs = [
             f"{k}: index has {manifest.get(k)!r}, this program uses {v!r}"
@@ -189,6 +204,24 @@ class IndexStore:
             )
 
     def load(self) -> Index:
+        """The index as written by the last complete write. A writer's swap between reading the
+        manifest and the files makes them disagree: then the read starts again."""
+        for attempt in range(3):
+            stamp = self._manifest_stamp()
+            try:
+                return self._load_once()
+            except IndexCorruptError:
+                if attempt == 2 or self._manifest_stamp() == stamp:
+                    raise
+
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / "manifest.json")
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _load_once(self) -> Index:
         manifest = self.read_manifest()
         self.check_manifest(manifest)
         from index.vector_index import VectorIndex
@@ -210,7 +243,7 @@ class IndexStore:
             f = self.path / name
             if not f.exists():
                 raise IndexCorruptError(f"{f} is missing; {_rebuild_hint(self.path)}")
-            if _sha256(f) != digest:
+            if directory.sha256(f) != digest:
                 raise IndexCorruptError(
                     f"{f} was changed or truncated after it was written (checksum differs); {_rebuild_hint(self.path)}"
                 )
@@ -225,11 +258,12 @@ class IndexStore:
             chunk_index = VectorIndex.load(self.path / "chunks.faiss")
             sentence_index = VectorIndex.load(self.path / "sentences.faiss")
             bm25, bm25_ids = _load_bm25(self.path / BM25_DIR)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as e:
+            # a hostile or damaged FAISS header can ask for more memory than there is
             raise IndexCorruptError(f"the index at {self.path} is unreadable ({e}); {_rebuild_hint(self.path)}") from e
         for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
             want = vec_meta[name]
-            got = _vector_meta(vix, want["files"])
+            got = manifest_info.vector_meta(vix, want["files"])
             if vix.dim != self.embedder.dim or any(got[k] != want.get(k) for k in ("type", "vectors", "tombstones")):
                 raise IndexCorruptError(
                     f"the index at {self.path} is inconsistent ({name}: manifest says "
@@ -250,85 +284,73 @@ class IndexStore:
         prune: bool = False,
         rebuild: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> UpdateReport:
         """Make the index reflect ``corpus``: unchanged articles (same file name, same content
         hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
-        in the corpus are deleted. Idempotent; writes atomically.
+        in the corpus are deleted. Idempotent; writes atomically. The destination is checked
+        before any work; the writers' lock is held from before the current version is read until
+        the new one is in place (``on_wait`` hears when another writer holds it). An article
+        that cannot be chunked is skipped and reported in ``unreadable``.
 
-        Both vector indexes pick their type by size (``VectorIndex`` with automatic type): Flat
-        while small, HNSW32 once past ``index.vector_index.FLAT_MAX`` live vectors; removed
-        articles become HNSW tombstones until the index rebuilds itself."""
+        Vector indexes pick their type by size (``VectorIndex``): Flat while small, HNSW32 past
+        ``FLAT_MAX`` live vectors; removed articles are HNSW tombstones until a rebuild."""
+        directory.check_writable(self.path)
+        with directory.writer_lock(self.path, on_wait=on_wait):
+            directory.remove_stale_builds(self.path)
+            return self._update_locked(corpus, prune, rebuild, progress)
+
+    def _update_locked(self, corpus: Corpus, prune: bool, rebuild: bool, progress) -> UpdateReport:
         import faiss
-
-        from index.vector_index import VectorIndex
 
         # a query sets FAISS to one thread for the process (rag/retrieval/search.py); building uses every core
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
-        if old is not None:
-            articles = dict(old.articles)
-            chunks = dict(old.chunks)
-            doc_seq = dict(old.doc_seq)
-            chunk_index = old.chunk_index
-            sentence_index = old.sentence_index
-            by_source = dict(old.by_source)
-            next_chunk_id = max(chunks, default=-1) + 1
-            next_seq = max(doc_seq.values(), default=-1) + 1
-        else:
-            articles, chunks, doc_seq, by_source = {}, {}, {}, {}
-            chunk_index = VectorIndex(self.embedder.dim)
-            sentence_index = VectorIndex(self.embedder.dim)
-            next_chunk_id = 0
-            next_seq = 0
-
-        def remove(doc_id: str) -> None:
-            ids = [cid for cid, c in chunks.items() if c.doc_id == doc_id]
-            for cid in ids:
-                del chunks[cid]
-            if ids:
-                chunk_index.remove(np.array(ids, dtype=np.int64))
-            seq = doc_seq.pop(doc_id)
-            art = articles.pop(doc_id)
-            keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
-            if keys:
-                sentence_index.remove(np.array(keys, dtype=np.int64))
-
+        st = _State.of(old, self.embedder.dim)
         wanted = {a.source for a in corpus.articles}
-        to_embed: list[Article] = []
+        to_embed: list[tuple[Article, list[Chunk]]] = []
         for art in corpus.articles:
-            prev = by_source.get(art.source)
+            prev = st.by_source.get(art.source)
             if prev == art.doc_id:
                 report.skipped.append(art.source)
                 continue
-            other = next((a.source for a in articles.values() if a.doc_id == art.doc_id), None)
+            other = next((a.source for a in st.articles.values() if a.doc_id == art.doc_id), None)
             if other is not None and other != art.source and (other in wanted or not prune):
                 report.duplicates.append((art.source, other))
                 continue
+            try:
+                cs = chunk_article(art, self.embedder.count_tokens, self.settings)
+            except ArticleError as e:  # this article only: the batch goes on
+                report.unreadable.append((art.source, e.reason))
+                continue
+            check_chunks(cs, self.embedder.count_tokens, self.settings.max_tokens)
             if prev is not None:
-                remove(prev)
+                st.remove(prev)
                 report.updated.append(art.source)
             else:
                 report.added.append(art.source)
-            to_embed.append(art)
+            to_embed.append((art, cs))
         if prune:
-            for source, doc_id in list(by_source.items()):
-                if source not in wanted and doc_id in articles:
-                    remove(doc_id)
+            for source, doc_id in list(st.by_source.items()):
+                if source not in wanted and doc_id in st.articles:
+                    st.remove(doc_id)
                     report.deleted.append(source)
-        for art in to_embed:
-            if art.doc_id in articles:  # same text re-added under its new name after a prune
-                remove(art.doc_id)
+        for art, _ in to_embed:
+            if art.doc_id in st.articles:  # same text re-added under its new name after a prune
+                st.remove(art.doc_id)
 
         if not (report.added or report.updated or report.deleted) and old is not None:
             return report
+        report.chunks_embedded = self._embed_into(st, to_embed, progress)
+        if not st.articles:
+            raise RagError("the index would hold no article; give paths to index, or drop --prune")
+        self._write(st.articles, st.chunks, st.doc_seq, st.chunk_index, st.sentence_index)
+        return report
 
-        new_chunks: list[tuple[Chunk, Article]] = []
-        for art in to_embed:
-            cs = chunk_article(art, self.embedder.count_tokens, self.settings)
-            check_chunks(cs, self.embedder.count_tokens, self.settings.max_tokens)
-            new_chunks.extend((c, art) for c in cs)
-        report.chunks_embedded = len(new_chunks)
+    def _embed_into(self, st: "_State", to_embed: list[tuple[Article, list[Chunk]]], progress) -> int:
+        """Embed the new articles' chunks and sentences into ``st``; returns the chunks embedded."""
+        new_chunks = [(c, art) for art, cs in to_embed for c in cs]
         done = [0]
 
         def tick(n: int) -> None:
@@ -345,28 +367,25 @@ class IndexStore:
             for i, v in zip(c.sentences, sv):
                 key = (c.doc_id, i)
                 acc[key] = acc[key] + v if key in acc else v.copy()
-        for art in to_embed:
-            articles[art.doc_id] = art
-            doc_seq[art.doc_id] = next_seq
-            next_seq += 1
+        for art, _ in to_embed:
+            st.articles[art.doc_id] = art
+            st.doc_seq[art.doc_id] = st.next_seq
+            st.next_seq += 1
         if new_chunks:
-            ids = np.arange(next_chunk_id, next_chunk_id + len(new_chunks), dtype=np.int64)
-            chunk_index.add(chunk_vecs, ids)
+            ids = np.arange(st.next_chunk_id, st.next_chunk_id + len(new_chunks), dtype=np.int64)
+            st.chunk_index.add(chunk_vecs, ids)
             for cid, (c, _) in zip(ids, new_chunks):
-                chunks[int(cid)] = c
+                st.chunks[int(cid)] = c
         if acc:
-            keys = np.array([sentence_key(doc_seq[d], i) for d, i in acc], dtype=np.int64)
+            keys = np.array([sentence_key(st.doc_seq[d], i) for d, i in acc], dtype=np.int64)
             vecs = np.stack(list(acc.values())).astype(np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            sentence_index.add(vecs, keys)
-        if not articles:
-            raise RagError("the index would hold no article; give paths to index, or drop --prune")
-        self._write(articles, chunks, doc_seq, chunk_index, sentence_index)
-        return report
+            st.sentence_index.add(vecs, keys)
+        return len(new_chunks)
 
     def _write(self, articles, chunks, doc_seq, chunk_index, sentence_index) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        tmp = directory.new_build_dir(self.path)
         try:
             with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
                 for a in sorted(articles.values(), key=lambda a: a.source):
@@ -378,7 +397,7 @@ class IndexStore:
             vector_indexes = {}
             for name, vix in (("chunks.faiss", chunk_index), ("sentences.faiss", sentence_index)):
                 written = [Path(p).relative_to(tmp).as_posix() for p in vix.save(tmp / name)]
-                vector_indexes[name] = _vector_meta(vix, written)
+                vector_indexes[name] = manifest_info.vector_meta(vix, written)
             _save_bm25(tmp / BM25_DIR, [chunks[cid] for cid in order], order)
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -388,7 +407,7 @@ class IndexStore:
                 "metric": "inner_product",
                 "normalized": True,
                 "vector_indexes": vector_indexes,
-                "chunking": _settings_json(self.settings),
+                "chunking": manifest_info.settings_json(self.settings),
                 "corpus_hash": corpus_hash(articles.values()),
                 "counts": {
                     "documents": len(articles),
@@ -396,44 +415,26 @@ class IndexStore:
                     "sentences": int(sentence_index.ntotal),
                 },
                 "doc_seq": doc_seq,
-                "libraries": _library_versions(),
+                "libraries": manifest_info.library_versions(),
                 "python": sys.version.split()[0],
                 # every file written (the vector indexes' side files, if any, included)
                 "checksums": {
-                    p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+                    p.relative_to(tmp).as_posix(): directory.sha256(p)
+                    for p in sorted(tmp.rglob("*"))
+                    if p.is_file() and p.name != directory.BUILD_MARK
                 },
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            _fsync_dir(tmp)
-            self._swap(tmp)
+            directory.fsync_tree(tmp)
+            directory.swap(self.path, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _swap(self, tmp: Path) -> None:
-        old = self.path.with_name(self.path.name + ".old")
-        if old.exists():
-            if not (old / "manifest.json").is_file():
-                raise RagError(f"{old} exists and is not an index this program wrote; move it away, then index again")
-            # a crash after the second rename of the last swap left files that were not ours in
-            # the old index: bring them back before the old index goes
-            ours = set(FILES) | {"manifest.json", BM25_DIR}
-            if (self.path / "manifest.json").is_file():
-                for p in old.iterdir():
-                    if p.name not in ours and not (self.path / p.name).exists():
-                        os.replace(p, self.path / p.name)
-            shutil.rmtree(old)
-        keep_files = []
-        if self.path.exists():
-            # keep files that are not ours (README, .gitignore of the bundled index/ folder)
-            ours = set(FILES) | {"manifest.json", BM25_DIR} | {p.name for p in tmp.iterdir()}
-            keep_files = [p for p in self.path.iterdir() if p.name not in ours]
-            os.replace(self.path, old)
-        os.replace(tmp, self.path)
-        for p in keep_files:
-            os.replace(old / p.name, self.path / p.name)
-        if old.exists():
-            shutil.rmtree(old)
+    def sources(self) -> list[str]:
+        """The indexed file names, sorted (read from articles.jsonl without loading vectors)."""
+        self.read_manifest()
+        return sorted(json.loads(line)["source"] for line in _lines(self.path / "articles.jsonl"))
 
     def stats(self) -> dict:
         m = self.read_manifest()
@@ -445,32 +446,9 @@ class IndexStore:
             "sentences": m["counts"]["sentences"],
             "model": m["embedding_model"],
             "dim": m["dim"],
-            "index_type": _index_type_summary(m),
+            "index_type": manifest_info.index_type_summary(m),
             "on_disk_bytes": size,
         }
-
-
-def _vector_meta(vix, files: list[str]) -> dict:
-    """Manifest entry of one ``VectorIndex`` file."""
-    return {
-        "type": vix.index_type,
-        "vectors": int(vix.ntotal),
-        "tombstones": int(vix.tombstones),
-        "ef_search": vix.current_ef_search() if vix.kind == "hnsw" else None,
-        "files": list(files),
-    }
-
-
-def _index_type_summary(m: dict) -> str | None:
-    """``"chunks Flat, sentences HNSW32"`` (format 1 recorded one string for both)."""
-    vec = m.get("vector_indexes")
-    if not isinstance(vec, dict):
-        return m.get("index_type")
-    return ", ".join(f"{name.removesuffix('.faiss')} {meta.get('type')}" for name, meta in vec.items())
-
-
-def _settings_json(s: ChunkSettings) -> dict:
-    return {"target_tokens": s.target_tokens, "max_tokens": s.max_tokens, "overlap_sentences": s.overlap_sentences}
 
 
 def _lines(path: Path):
@@ -478,13 +456,6 @@ def _lines(path: Path):
         for line in f:
             if line.strip():
                 yield line
-
-
-def _fsync_dir(path: Path) -> None:
-    for p in path.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def _save_bm25(path: Path, chunks: list[Chunk], ids: list[int]) -> None:

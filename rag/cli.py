@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from rag import settings as C
 from rag.errors import RagError
 
 EXIT_ERROR = 2
+# control characters (ANSI escapes), and bidirectional overrides that reorder what follows
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: object) -> str:
+    """``text`` safe to print on a terminal: a file name or title cannot move the cursor,
+    recolour the screen or reorder the line; its control characters are printed escaped."""
+    return _UNSAFE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(text))
+
+
+def warn(text: object) -> None:
+    print(f"warning: {shown(text)}", file=sys.stderr, flush=True)
 
 
 def _progress_bar(desc: str):
@@ -39,21 +52,26 @@ def _pipeline(args, **kw):
 
 
 def cmd_index(args) -> int:
+    from index.directory import check_writable
     from index.ingest import collect
     from index.store import IndexStore
 
     p = _pipeline(args)
+    store: IndexStore = p.store
+    check_writable(store.path)  # before reading or embedding anything
     paths = args.paths or [C.BUNDLED_ARTICLES]
     corpus = collect(paths)
     for s in corpus.skipped:
-        print(f"warning: skipped {s.path}: {s.reason}", file=sys.stderr)
+        warn(f"skipped {s.path}: {s.reason}")
     for dup, kept in corpus.duplicates:
-        print(f"warning: {dup} has the same text as {kept}; indexed once", file=sys.stderr)
-    store: IndexStore = p.store
-    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"))
+        warn(f"{dup} has the same text as {kept}; indexed once")
+    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"),
+                          on_wait=lambda message: print(shown(message), file=sys.stderr, flush=True))
+    for path, reason in report.unreadable[len(corpus.skipped):]:
+        warn(f"skipped {path}: {reason}")
     for dup, kept in report.duplicates[len(corpus.duplicates):]:
-        print(f"warning: {dup} has the same text as {kept}, already indexed; skipped", file=sys.stderr)
-    print(f"{report.summary()} ({report.chunks_embedded} chunks embedded) -> {store.path}")
+        warn(f"{dup} has the same text as {kept}, already indexed; skipped")
+    print(f"{report.summary()} ({report.chunks_embedded} chunks embedded) -> {shown(store.path)}")
     return 0
 
 
@@ -63,8 +81,10 @@ def cmd_stats(args) -> int:
     st = _pipeline(args).store
     assert isinstance(st, IndexStore)
     s = st.stats()
+    if args.sources:
+        s["sources"] = st.sources()
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json.dumps(s, indent=2, ensure_ascii=False))
         return 0
     size = s["on_disk_bytes"]
     print(f"index:     {s['index_dir']}")
@@ -75,6 +95,10 @@ def cmd_stats(args) -> int:
     print(f"dimension: {s['dim']}")
     print(f"type:      {s['index_type']}")
     print(f"on disk:   {size / 1e6:.2f} MB")
+    if args.sources:
+        print("sources:")
+        for name in s["sources"]:
+            print(f"  {shown(name)}")
     return 0
 
 
@@ -87,7 +111,7 @@ def format_answer(ans) -> str:
             lines.append("Closest passages (related, not support):")
             for p in ans.passages[:3]:
                 text = " ".join(p.text.split())
-                lines.append(f"  - {p.source}: {text[:160]}{'…' if len(text) > 160 else ''}")
+                lines.append(f"  - {shown(p.source)}: {shown(text[:160])}{'…' if len(text) > 160 else ''}")
         return "\n".join(lines)
     if ans.short_answer:
         lines.append(f"Answer: {ans.short_answer}")
@@ -98,8 +122,8 @@ def format_answer(ans) -> str:
     lines.append("Sources:")
     for c in ans.citations:
         date = f", {c.date}" if c.date else ""
-        lines.append(f"  [{c.n}] {c.title} ({c.source}{date}), chars {c.start}-{c.end}")
-        lines.append(f"      “{' '.join(c.quote.split())}”")
+        lines.append(f"  [{c.n}] {shown(c.title)} ({shown(c.source)}{date}), chars {c.start}-{c.end}")
+        lines.append(f"      “{shown(' '.join(c.quote.split()))}”")
     return "\n".join(lines)
 
 
@@ -189,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="documents, chunks, model, dimension, size of the index")
     index_dir(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sources", action="store_true", help="also list the indexed file names (for ask --source)")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("ask", help="answer a question with citations, or say the articles don't")
@@ -250,16 +275,22 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; the index was left as it was before this command", file=sys.stderr)
         return 130
+    except OSError as e:  # a file or folder the system refused: say which and why
+        if args.debug:
+            raise
+        where = f" ({shown(e.filename)})" if e.filename else ""
+        print(f"error: {shown(e.strerror or e)}{where}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as e:  # the edge: no traceback for the user
         if args.debug:
             raise
-        print(f"error: unexpected {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
-        return 1
+        print(f"error: unexpected {type(e).__name__}: {shown(e)} (run with --debug for details)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

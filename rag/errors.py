@@ -33,3 +33,7 @@ class IndexMismatchError(RagError):
 
 class IndexCorruptError(RagError):
     """A file of the index is truncated, edited or unreadable."""
+
+
+class IndexBusyError(RagError):
+    """Another program held the index's writer lock for longer than the wait allows."""

@@ -48,7 +48,8 @@ class RagPipeline:
         self._speller: SpellingCorrector | None = None
         self._index: Index | None = None
         self._stats: Statistics | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # readers: the loaded index, held for a moment only
+        self._write_lock = threading.Lock()  # writers: one index_paths at a time
 
     # ---------- index ----------
     @property
@@ -100,9 +101,19 @@ class RagPipeline:
         self, paths: Sequence[Path | str], prune: bool = False, rebuild: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> UpdateReport:
-        with self._lock:
+        """Index ``paths`` into a new version of the index and switch to it. Questions go on
+        being answered from the current version meanwhile: reading, embedding, writing and
+        loading the new version hold only the writers' locks (this pipeline's, and the store's
+        lock file against other programs); the readers' lock is held only to swap it in."""
+        with self._write_lock:
             report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress)
-            self.reload()
+            index = self.store.load()
+            stats = Statistics(index)
+            speller = None
+            if self.correct_spelling and self._speller is not None:  # it was in use: have the next one ready
+                speller = SpellingCorrector.from_texts((a.text for a in index.articles.values()), model_vocabulary())
+            with self._lock:
+                self._index, self._stats, self._speller = index, stats, speller
             return report
 
     def ensure_index(self, paths: Sequence[Path | str] = (C.BUNDLED_ARTICLES,), progress=None) -> UpdateReport | None:
@@ -118,29 +129,35 @@ class RagPipeline:
         return self._answerer  # type: ignore[return-value]
 
     # ---------- asking ----------
-    def retrieve(self, request: Request | str, **options: Any) -> Retrieval:
+    def _loaded(self) -> tuple[Index, Statistics]:
+        """The loaded index and its statistics as one pair: a question uses one version
+        throughout, even when ``index_paths`` swaps in the next one meanwhile."""
+        with self._lock:
+            return self.index, self.stats
+
+    def retrieve(self, request: Request | str, *, _at: tuple[Index, Statistics] | None = None, **options: Any) -> Retrieval:
         """The ranked passages and scored sentences for a question (``Request.of(request, **options)``)."""
         req = Request.of(request, **options)
+        index, stats = _at or self._loaded()
         question, history, since, until = req.question, req.history, req.since, req.until
         if self.speller is not None:
             question = self.speller.correct(question)
-        q = with_known_operations(analyze(question, list(history or [])), self.stats.operations)
+        q = with_known_operations(analyze(question, list(history or [])), stats.operations)
         filters = Filters(parse_filter_date(since, "since"), parse_filter_date(until, "until"), req.sources)
         if filters.since and filters.until and filters.since > filters.until:
             raise BadInputError(f"--since {filters.since} is after --until {filters.until}")
-        index = self.index
         unknown = [s for s in filters.sources if s not in index.by_source]
         if unknown:
-            raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats` or the documents list")
+            raise BadInputError(f"no indexed article is named {', '.join(unknown)}; see `rag stats --sources` or the documents list")
         # one encoder pass: the question without its period phrases (the period is matched on
         # article metadata, and the words would pull in sentences that merely name it)
         qv = self.embedder.embed_query(core_text(q))
         answerer = self.answerer
         if answerer is None:
-            return retrieve(index, self.stats, q, qv, req.k, filters)
+            return retrieve(index, stats, q, qv, req.k, filters)
         # the adapter is MiniLM fine-tuned against MiniLM sentence vectors: only for such an index
         tuned = answerer.question_vector(core_text(q)) if self.embedder.name == ADAPTED_MODEL else None
-        return retrieve(index, self.stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned)
+        return retrieve(index, stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned)
 
     def ask(self, request: Request | str, **options: Any) -> Answer:
         """The checked answer to ``Request.of(request, **options)``."""
@@ -157,19 +174,20 @@ class RagPipeline:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}. Currently, mode is {mode!r}")
         t0 = time.perf_counter()
-        r = self.retrieve(req)
+        index, stats = self._loaded()
+        r = self.retrieve(req, _at=(index, stats))
         if not is_english(r.question.text):
-            ans = build_answer(r, self.index, self.stats, self.tagger, answerer=self.answerer)
+            ans = build_answer(r, index, stats, self.tagger, answerer=self.answerer)
             ans = _replace(ans, answer=f"{ABSTAIN_TEXT} (The articles are in English; ask in English.)",
                            abstained=True, citations=(), short_answer=None, note="question is not in English")
         else:
-            ans = build_answer(r, self.index, self.stats, self.tagger, answerer=self.answerer)
+            ans = build_answer(r, index, stats, self.tagger, answerer=self.answerer)
         if mode == "llm":
             from rag.answering.llm import stream_llm_answer
 
             chat = self.chat_model or _default_chat_model()
             self.chat_model = chat
-            for part in stream_llm_answer(r.question.text, list(r.passages), self.index.articles, chat, ans):
+            for part in stream_llm_answer(r.question.text, list(r.passages), index.articles, chat, ans):
                 if isinstance(part, Answer):
                     ans = part
                 else:

@@ -27,6 +27,10 @@ def uploads_dir_for(index_dir: Path) -> Path:
     return index_dir.parent / f"{index_dir.name}-uploads"
 
 
+# index writers (index/directory.py): one at a time, through a lock file beside the index
+WRITER_LOCK_TIMEOUT_S = 600.0  # a second writer waits this long for the first, then gives up
+READER_RECOVERY_WAIT_S = 10.0  # a reader that finds a swap half done waits this long for its writer
+
 # the learned answerer (rag train writes it; rag/answering/model.py reads it)
 ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
 # the short-answer span scorer (python -m eval.train_span: fitted on train, chosen on dev)

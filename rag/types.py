@@ -131,7 +131,8 @@ class Request:
         options = {k: v for k, v in options.items() if v is not None}
         for key in ("history", "sources"):
             if key in options:
-                options[key] = tuple(options[key])
+                value = options[key]  # one name given as a string is one item, not its characters
+                options[key] = (value,) if isinstance(value, str) else tuple(value)
         if isinstance(question, Request):
             return replace(question, **options)
         return cls(question, **options)

@@ -54,16 +54,16 @@ class Question:
         return len(self.years) + len(self.operations) >= 2 or bool(MULTI_CUE.search(self.text))
 
 
-def normalize_question(q: str) -> str:
+def normalize_question(q: str, what: str = "the question") -> str:
     if q is None:
-        raise BadInputError("the question is empty; type a question about the articles")
+        raise BadInputError(f"{what} is empty; type a question about the articles")
     q = unicodedata.normalize("NFC", str(q))
     q = " ".join(q.split())
     if not q:
-        raise BadInputError("the question is empty; type a question about the articles")
+        raise BadInputError(f"{what} is empty; type a question about the articles")
     if len(q) > MAX_QUESTION_CHARS:
         raise BadInputError(
-            f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question"
+            f"{what} is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question"
         )
     return q
 
@@ -219,7 +219,7 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
     last; a follow-up borrows the previous question's words and period."""
     q = normalize_question(question)
     terms = content_terms(q)
-    prev = normalize_question(history[-1]) if history else None
+    prev = normalize_question(history[-1], "the earlier question (history)") if history else None
     if not terms:
         if not any(c.isalnum() for c in q):
             raise BadInputError("the question has no words to search for (only symbols or emoji); ask in words")

@@ -89,3 +89,41 @@ def test_settings_are_checked():
         ChunkSettings(target_tokens=2)
     with pytest.raises(BadInputError, match="max_tokens"):
         ChunkSettings(target_tokens=300, max_tokens=256)
+
+
+def _tokenizer_work(n_chars: int) -> tuple[int, list]:
+    """Characters handed to the tokenizer to chunk one unpunctuated sentence of ``n_chars``."""
+    from index.embed import HashEmbedder
+
+    words = ("harbour", "cranes", "council", "library", "monday", "budget", "the", "of")
+    body = " ".join(words[i % len(words)] for i in range(n_chars // 6))
+    art = parse_article("A title\n\n" + body + "\n", "long.txt")
+    seen = [0]
+
+    def count(texts):
+        seen[0] += sum(len(t) for t in texts)
+        return HashEmbedder().count_tokens(texts)
+
+    chunks = chunk_article(art, count, ChunkSettings(target_tokens=64, max_tokens=128))
+    return seen[0], [(c, art) for c in chunks]
+
+
+def test_splitting_an_unpunctuated_sentence_is_linear():
+    """Work counted, not timed: 8x the text may cost about 8x the tokenizer's reading (a
+    quadratic cut, re-reading the rest of the sentence for every piece, costs ~64x)."""
+    small, _ = _tokenizer_work(25_000)
+    large, chunks = _tokenizer_work(200_000)
+    assert large / small < 12, (small, large)
+    for c, art in chunks:
+        assert art.text[c.start : c.end] == c.text
+    art = chunks[0][1]
+    assert sum(c.end - c.start for c, _ in chunks) >= 0.99 * len(art.text)  # the whole text, once
+
+
+def test_a_first_line_too_long_for_a_title_is_an_article_error(minilm):
+    from rag.errors import ArticleError
+
+    art = parse_article("word " * 20_000 + "\n\nThe council met on Monday.\n", "long-title.txt")
+    with pytest.raises(ArticleError) as e:
+        chunk_article(art, minilm.count_tokens)
+    assert e.value.path == "long-title.txt" and "first line" in e.value.reason and "too long for a title" in e.value.reason

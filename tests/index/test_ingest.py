@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -136,3 +137,81 @@ def test_article_error_names_file(tmp_path):
     f.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ArticleError, match="bad.txt"):
         read_article(f)
+
+
+def test_utf16_with_a_byte_order_mark_is_read_and_without_one_named(tmp_path):
+    text = "Ferry order in Zubrovka\n\nThe ferry company ordered a vessel on Friday.\n"
+    (tmp_path / "bom.txt").write_bytes(text.encode("utf-16"))  # with BOM
+    (tmp_path / "nobom.txt").write_bytes(text.replace("Friday", "Monday").encode("utf-16-le"))
+    c = collect([tmp_path])
+    assert [a.source for a in c.articles] == ["bom.txt"] and c.articles[0].text == text
+    [s] = c.skipped
+    assert s.path.endswith("nobom.txt") and "UTF-16" in s.reason and "save it as UTF-8" in s.reason
+
+
+def test_an_article_of_invisible_characters_is_empty(tmp_path):
+    (tmp_path / "ok.txt").write_text("Title\n\nA sentence about Gaza.\n")
+    (tmp_path / "zw.txt").write_text("\u200b\u200b\n\u2060\ufeff\u200c\u00a0\n")
+    c = collect([tmp_path])
+    assert [a.source for a in c.articles] == ["ok.txt"]
+    assert "empty file" in c.skipped[0].reason and "invisible" in c.skipped[0].reason
+
+
+def test_size_limit_message_has_the_bytes(tmp_path, monkeypatch):
+    import index.ingest as ingest
+
+    monkeypatch.setattr(ingest, "MAX_BYTES", 1000)
+    f = tmp_path / "big.txt"
+    f.write_text("Title\n\n" + "x" * 1000)
+    with pytest.raises(ArticleError) as e:
+        read_article(f)
+    assert "1,007 bytes" in e.value.reason and "the limit is 1,000 bytes" in e.value.reason
+
+
+def test_symlink_loops_are_named(tmp_path):
+    (tmp_path / "ok.txt").write_text("Title\n\nA sentence about Gaza.\n")
+    (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "missing.txt")
+    c = collect([tmp_path])
+    reasons = {s.path.split("/")[-1]: s.reason for s in c.skipped}
+    assert "symlink loop" in reasons["loop.txt"] and "broken symlink" in reasons["gone.txt"]
+    with pytest.raises(BadInputError, match="symlink loop"):
+        collect([tmp_path / "loop.txt"])
+
+
+def as_unprivileged(cmd: list[str]) -> list[str]:
+    """``cmd`` run without the power to ignore file permissions (root keeps it otherwise)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("setpriv"):
+        pytest.skip("root, and no setpriv to drop the permission override")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
+
+
+def test_a_folder_that_cannot_be_entered_is_skipped(tmp_path):
+    """It raised PermissionError out of the walk, and the whole batch stopped."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "ok.txt").write_text("Title\n\nA sentence about Gaza.\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "a.txt").write_text("Title\n\nAnother sentence.\n")
+    locked.chmod(0o600)  # a listing can be read, entries cannot be opened
+    code = (
+        "import sys; from index.ingest import collect; c = collect([sys.argv[1]]); "
+        "print([a.source for a in c.articles]); print([s.path for s in c.skipped])"
+    )
+    try:
+        r = subprocess.run(as_unprivileged([sys.executable, "-c", code, str(tmp_path)]),
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+    finally:
+        locked.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    articles, skipped = r.stdout.splitlines()
+    assert articles == "['ok.txt']" and "locked" in skipped

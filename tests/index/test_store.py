@@ -143,7 +143,7 @@ def test_crash_during_write_keeps_old_index(tmp_path, articles_copy, monkeypatch
     monkeypatch.undo()
     after = st.load()
     assert after.manifest["corpus_hash"] == before.manifest["corpus_hash"]
-    assert not list(tmp_path.glob(".idx.tmp-*"))  # temp dir cleaned
+    assert not list(tmp_path.glob(".idx.build-*"))  # temp dir cleaned
 
 
 def test_killed_process_leaves_previous_index_loadable(tmp_path, articles_copy):

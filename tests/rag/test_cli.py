@@ -141,3 +141,139 @@ def test_eval_every_nth_question(built, tmp_path):
     assert m["questions"] == len(range(0, n, 10))
     r = rag("eval", "--index-dir", built, "--every", 0, "--out", out)
     assert r.returncode == 2 and "--every must be at least 1" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------- writers, unusable destinations, files that cannot be read ----------
+
+
+def as_unprivileged(cmd: list) -> list:
+    """``cmd`` without the power to ignore file permissions (root keeps it otherwise)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("setpriv"):
+        pytest.skip("root, and no setpriv to drop the permission override")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
+
+
+def small_folder(d, prefix, n):
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (d / f"{prefix}{i}.txt").write_text(f"Story {prefix} {i}\n\nThe {prefix} council {i} met in Sderot on Monday.\n")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["regular-file", "under-proc"])
+def test_unusable_index_dir_is_refused_before_any_work(tmp_path, kind):
+    target = tmp_path / "file" if kind == "regular-file" else "/proc/newsrag-test/index"
+    (tmp_path / "file").write_text("not an index")
+    r = rag("index", small_folder(tmp_path / "in", "s", 2), "--index-dir", target)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "unexpected" not in r.stderr
+    assert "choose another --index-dir" in r.stderr
+    assert "embedding" not in r.stderr
+
+
+def test_read_only_index_parent_is_refused_before_any_work(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    src = small_folder(tmp_path / "in", "s", 2)
+    try:
+        r = subprocess.run(as_unprivileged([sys.executable, "-m", "rag.cli", "index", str(src), "--index-dir", str(ro / "idx")]),
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    finally:
+        ro.chmod(0o755)
+    assert r.returncode == 2 and "not writable" in r.stderr and "unexpected" not in r.stderr
+
+
+def test_unreadable_folder_and_overlong_first_line_are_skipped_not_the_batch(tmp_path):
+    src = small_folder(tmp_path / "in", "s", 2)
+    locked = small_folder(src / "locked", "l", 1)
+    locked.chmod(0o600)  # listed, not entered
+    (src / "long-title.txt").write_text("word " * 20_000 + "\n\nThe council met on Monday.\n")
+    idx = tmp_path / "idx"
+    try:
+        r = subprocess.run(as_unprivileged([sys.executable, "-m", "rag.cli", "index", str(src), "--index-dir", str(idx)]),
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    finally:
+        locked.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    assert "added 2," in r.stdout
+    assert "locked" in r.stderr and "warning: skipped" in r.stderr
+    assert "long-title.txt" in r.stderr and "first line" in r.stderr and "too long for a title" in r.stderr
+
+
+def test_control_characters_in_file_names_are_printed_escaped(tmp_path):
+    src = small_folder(tmp_path / "in", "s", 1)
+    (src / "evil\x1b[2J\x1b[31m.txt").write_bytes(b"\x00\x01binary")
+    r = rag("index", src, "--index-dir", tmp_path / "idx")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stderr and "evil\\x1b[2J\\x1b[31m.txt" in r.stderr
+
+
+def test_stats_lists_sources_that_ask_source_names(built):
+    r = rag("stats", "--index-dir", built, "--sources")
+    assert r.returncode == 0
+    names = sorted(p.name for p in ARTICLES.glob("*.txt"))
+    assert all(f"  {n}" in r.stdout.splitlines() for n in names)
+    r = rag("ask", "Who brokered talks?", "--index-dir", built, "--source", "nope.txt")
+    assert r.returncode == 2 and "rag stats --sources" in r.stderr
+    r = rag("stats", "--index-dir", built, "--sources", "--json")
+    assert sorted(json.loads(r.stdout)["sources"]) == names
+
+
+def test_a_long_history_item_is_named_as_history(built):
+    r = rag("ask", "And what about the ceasefire?", "--history", "x" * 5000, "--index-dir", built)
+    assert r.returncode == 2 and "earlier question" in r.stderr and "5,000" in r.stderr
+
+
+@pytest.mark.slow
+def test_two_index_commands_at_once_index_the_union(tmp_path):
+    """Both printed 'added N' and the second erased the first's articles."""
+    a = small_folder(tmp_path / "a", "alpha", 12)
+    b = small_folder(tmp_path / "b", "beta", 9)
+    idx = tmp_path / "idx"
+    cmds = [[sys.executable, "-m", "rag.cli", "index", str(d), "--index-dir", str(idx)] for d in (a, b)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for c in cmds]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    r = rag("stats", "--index-dir", idx, "--json")
+    assert json.loads(r.stdout)["documents"] == 21
+
+
+def test_a_second_writer_says_it_waits_then_adds(tmp_path):
+    import threading
+    import time
+
+    from index.directory import writer_lock
+
+    idx = tmp_path / "idx"
+    held, release = threading.Event(), threading.Event()
+
+    def first_writer():
+        with writer_lock(idx):
+            held.set()
+            release.wait(120)
+
+    t = threading.Thread(target=first_writer)
+    t.start()
+    held.wait(10)
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", str(small_folder(tmp_path / "in", "s", 2)),
+                             "--index-dir", str(idx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        first_line: list[str] = []
+        reader = threading.Thread(target=lambda: first_line.append(proc.stderr.readline()))
+        reader.start()
+        reader.join(120)  # the command starts, reads its articles, reaches the lock and says so
+        assert first_line == [f"waiting for another writer of {idx}…\n"]
+        time.sleep(1)
+        assert proc.poll() is None and not idx.exists()  # it waits, and has written nothing
+    finally:
+        release.set()
+        t.join()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "added 2," in out
