@@ -3,6 +3,8 @@ them incrementally (all or nothing: one bad file refuses the batch and changes n
 
 from __future__ import annotations
 
+import codecs
+
 import os
 import shutil
 from collections.abc import Sequence
@@ -128,7 +130,7 @@ def check_upload(path: Path, reserved: set[str] = frozenset()) -> str | None:
         raw = path.read_bytes()
     except OSError as e:
         return f"cannot read ({e.strerror})"
-    if b"\x00" in raw:
+    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # UTF-16: decode() reads it
         return "binary file, not text"
     try:
         text = decode(raw, name)

@@ -76,6 +76,7 @@ def test_check_upload_reasons(tmp_path: Path):
     assert check_upload(write("ok.md", b"# Title\n\nSome text.\n")) is None
     big = write("big.txt", b"a " * (MAX_UPLOAD_BYTES // 2 + 1))
     assert check_upload(big) == "the file is 5.2 MB; the upload limit is 5 MB"
+    assert check_upload(write("utf16.txt", ZEPHYR.encode("utf-16"))) is None  # with its byte-order mark
     assert check_upload(write("bin.txt", b"PK\x03\x04" + b"\x00" * 10 + b"text")) == "binary file, not text"
     assert check_upload(write("latin.txt", "caf\xe9 au lait".encode("latin-1"))) == "not UTF-8 text (bad byte at offset 3)"
     assert check_upload(write("empty.txt", b"  \n")) == "empty file"
