@@ -27,16 +27,17 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
+from index import first_stage
+from index.chunking import ChunkSettings, chunk_header
 from index.embed import Embedder
 from index.lexical import bm25_tokenize
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from index.ingest import Corpus
+from index.update import EmbedFn, UpdateReport, local_embed, plan_update
 from rag.types import Article, Chunk, content_hash
 
 FORMAT_VERSION = 3  # 2: VectorIndex files (Flat or HNSW by size); 3: BM25 over index.lexical (Snowball stems)
@@ -48,23 +49,6 @@ BM25_DIR = "bm25"
 
 def _rebuild_hint(path: Path) -> str:
     return f"rebuild it with: rag index --index-dir {path} --rebuild [PATH ...]"
-
-
-@dataclass
-class UpdateReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    duplicates: list[tuple[str, str]] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"added {len(self.added)}, updated {len(self.updated)}, skipped {len(self.skipped)}, "
-            f"deleted {len(self.deleted)}"
-        )
 
 
 def sentence_key(doc_seq: int, sent_index: int) -> int:
@@ -126,6 +110,26 @@ class Index:
         seq = self.doc_seq[doc_id]
         keys = np.array([sentence_key(seq, i) for i in sent_indices], dtype=np.int64)
         return self.sentence_index.reconstruct(keys)
+
+    # the first stage (index.first_stage.SearchIndex); ``where`` is already in ``docs`` here
+    def search_chunks(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
+        allowed = None if docs is None else first_stage.chunk_ids_of(self, docs)
+        return first_stage.faiss_search(self.chunk_index, qv, n, allowed)
+
+    def search_bm25(self, terms: list[str], n: int, docs: frozenset[str] | None = None, where=None) -> list[int]:
+        mask = None if docs is None else first_stage.bm25_mask_of(self, docs)
+        return first_stage.bm25_search(self, terms, n, mask)
+
+    def search_sentences(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
+        allowed = None if docs is None else first_stage.sentence_keys_of(self, docs)
+        seq_doc = self._seq_doc()
+        return [(seq_doc[key >> 24], key & ((1 << 24) - 1), s)
+                for key, s in first_stage.faiss_search(self.sentence_index, qv, n, allowed)]
+
+    def _seq_doc(self) -> dict[int, str]:
+        if getattr(self, "_seq_doc_cache", None) is None:
+            self._seq_doc_cache = {s: d for d, s in self.doc_seq.items()}
+        return self._seq_doc_cache
 
 
 class IndexStore:
@@ -250,6 +254,7 @@ class IndexStore:
         prune: bool = False,
         rebuild: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        embed: EmbedFn | None = None,
     ) -> UpdateReport:
         """Make the index reflect ``corpus``: unchanged articles (same file name, same content
         hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
@@ -264,7 +269,6 @@ class IndexStore:
 
         # a query sets FAISS to one thread for the process (rag/retrieval/search.py); building uses every core
         faiss.omp_set_num_threads(os.cpu_count() or 1)
-        report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
         if old is not None:
             articles = dict(old.articles)
@@ -272,17 +276,18 @@ class IndexStore:
             doc_seq = dict(old.doc_seq)
             chunk_index = old.chunk_index
             sentence_index = old.sentence_index
-            by_source = dict(old.by_source)
             next_chunk_id = max(chunks, default=-1) + 1
             next_seq = max(doc_seq.values(), default=-1) + 1
         else:
-            articles, chunks, doc_seq, by_source = {}, {}, {}, {}
+            articles, chunks, doc_seq = {}, {}, {}
             chunk_index = VectorIndex(self.embedder.dim)
             sentence_index = VectorIndex(self.embedder.dim)
             next_chunk_id = 0
             next_seq = 0
 
-        def remove(doc_id: str) -> None:
+        plan = plan_update(corpus, {d: a.source for d, a in articles.items()}, prune)
+        report = plan.report
+        for doc_id in plan.to_remove:
             ids = [cid for cid, c in chunks.items() if c.doc_id == doc_id]
             for cid in ids:
                 del chunks[cid]
@@ -293,72 +298,24 @@ class IndexStore:
             keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
             if keys:
                 sentence_index.remove(np.array(keys, dtype=np.int64))
-
-        wanted = {a.source for a in corpus.articles}
-        to_embed: list[Article] = []
-        for art in corpus.articles:
-            prev = by_source.get(art.source)
-            if prev == art.doc_id:
-                report.skipped.append(art.source)
-                continue
-            other = next((a.source for a in articles.values() if a.doc_id == art.doc_id), None)
-            if other is not None and other != art.source and (other in wanted or not prune):
-                report.duplicates.append((art.source, other))
-                continue
-            if prev is not None:
-                remove(prev)
-                report.updated.append(art.source)
-            else:
-                report.added.append(art.source)
-            to_embed.append(art)
-        if prune:
-            for source, doc_id in list(by_source.items()):
-                if source not in wanted and doc_id in articles:
-                    remove(doc_id)
-                    report.deleted.append(source)
-        for art in to_embed:
-            if art.doc_id in articles:  # same text re-added under its new name after a prune
-                remove(art.doc_id)
-
-        if not (report.added or report.updated or report.deleted) and old is not None:
+        if not report.changed and old is not None:
             return report
 
-        new_chunks: list[tuple[Chunk, Article]] = []
-        for art in to_embed:
-            cs = chunk_article(art, self.embedder.count_tokens, self.settings)
-            check_chunks(cs, self.embedder.count_tokens, self.settings.max_tokens)
-            new_chunks.extend((c, art) for c in cs)
-        report.chunks_embedded = len(new_chunks)
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            if progress:
-                progress(done[0], len(new_chunks))
-
-        chunk_vecs, sent_vecs = self.embedder.embed_chunks(
-            [c.embed_text for c, _ in new_chunks], [sentence_spans_in(c, a) for c, a in new_chunks], tick
-        )
-        # sentence vectors: average over the chunks a sentence appears in (overlap)
-        acc: dict[tuple[str, int], np.ndarray] = {}
-        for (c, _), sv in zip(new_chunks, sent_vecs):
-            for i, v in zip(c.sentences, sv):
-                key = (c.doc_id, i)
-                acc[key] = acc[key] + v if key in acc else v.copy()
-        for art in to_embed:
+        for art in plan.to_embed:
             articles[art.doc_id] = art
             doc_seq[art.doc_id] = next_seq
             next_seq += 1
-        if new_chunks:
-            ids = np.arange(next_chunk_id, next_chunk_id + len(new_chunks), dtype=np.int64)
-            chunk_index.add(chunk_vecs, ids)
-            for cid, (c, _) in zip(ids, new_chunks):
-                chunks[int(cid)] = c
-        if acc:
-            keys = np.array([sentence_key(doc_seq[d], i) for d, i in acc], dtype=np.int64)
-            vecs = np.stack(list(acc.values())).astype(np.float32)
-            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            sentence_index.add(vecs, keys)
+        for batch in (embed or local_embed(self.embedder, self.settings))(plan.to_embed, progress):
+            report.chunks_embedded += len(batch.chunks)
+            if batch.chunks:
+                ids = np.arange(next_chunk_id, next_chunk_id + len(batch.chunks), dtype=np.int64)
+                next_chunk_id += len(batch.chunks)
+                chunk_index.add(batch.chunk_vectors, ids)
+                for cid, c in zip(ids, batch.chunks):
+                    chunks[int(cid)] = c
+            if batch.sentence_keys:
+                keys = np.array([sentence_key(doc_seq[d], i) for d, i in batch.sentence_keys], dtype=np.int64)
+                sentence_index.add(batch.sentence_vectors, keys)
         if not articles:
             raise RagError("the index would hold no article; give paths to index, or drop --prune")
         self._write(articles, chunks, doc_seq, chunk_index, sentence_index)

@@ -18,7 +18,8 @@ from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.question.spelling import SpellingCorrector, model_vocabulary
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
-from index.store import Index, IndexStore, UpdateReport, corpus_hash
+from index.store import Index, IndexStore, corpus_hash
+from index.update import UpdateReport
 from rag.types import ABSTAIN_TEXT, Answer, Request
 
 ADAPTED_MODEL = MiniLMEmbedder.name  # the model the question adapter was fine-tuned from
