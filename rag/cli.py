@@ -36,22 +36,28 @@ def _progress_bar(desc: str):
 def _pipeline(args, **kw):
     from rag.pipeline import RagPipeline
 
-    return RagPipeline(index_dir=args.index_dir, **kw)
+    return RagPipeline(index_dir=args.index_dir, backend=args.backend, milvus_uri=args.milvus_uri, **kw)
 
 
 def cmd_index(args) -> int:
     from index.ingest import collect
-    from index.store import IndexStore
 
     p = _pipeline(args)
     paths = args.paths or [C.BUNDLED_ARTICLES]
-    corpus = collect(paths)
+    embed = None
+    if args.ray:  # read, clean, chunk and embed on Ray (local, or the cluster at RAY_ADDRESS)
+        from index.ray_ingest import ray_collect, ray_embed
+
+        corpus = ray_collect(paths)
+        embed = ray_embed(p.embedder, p.store.settings)
+    else:
+        corpus = collect(paths)
     for s in corpus.skipped:
         print(f"warning: skipped {s.path}: {s.reason}", file=sys.stderr)
     for dup, kept in corpus.duplicates:
         print(f"warning: {dup} has the same text as {kept}; indexed once", file=sys.stderr)
-    store: IndexStore = p.store
-    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    store = p.store
+    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"), embed=embed)
     for dup, kept in report.duplicates[len(corpus.duplicates):]:
         print(f"warning: {dup} has the same text as {kept}, already indexed; skipped", file=sys.stderr)
     print(f"{report.summary()} ({report.chunks_embedded} chunks embedded) -> {store.path}")
@@ -59,11 +65,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from index.store import IndexStore
-
-    st = _pipeline(args).store
-    assert isinstance(st, IndexStore)
-    s = st.stats()
+    s = _pipeline(args).store.stats()
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -75,7 +77,23 @@ def cmd_stats(args) -> int:
     print(f"model:     {s['model']}")
     print(f"dimension: {s['dim']}")
     print(f"type:      {s['index_type']}")
-    print(f"on disk:   {size / 1e6:.2f} MB")
+    print(f"on disk:   {size / 1e6:.2f} MB" if size is not None else "on disk:   (on the Milvus server)")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    """Copy the FAISS index at --index-dir into Milvus, with its stored vectors (no embedding)."""
+    from index.milvus_store import MilvusStore
+    from index.store import IndexStore
+    from rag.pipeline import RagPipeline
+
+    p = RagPipeline(index_dir=args.index_dir, backend="faiss")
+    assert isinstance(p.store, IndexStore)
+    target = RagPipeline(index_dir=p.index_dir, embedder=p.embedder, backend=args.to, milvus_uri=args.milvus_uri).store
+    assert isinstance(target, MilvusStore)
+    report = target.import_index(p.store.load())
+    print(f"copied {len(report.added)} articles ({report.chunks_embedded} chunks), "
+          f"{len(report.skipped)} already there -> {target.path}")
     return 0
 
 
@@ -141,7 +159,7 @@ def cmd_eval(args) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
         index_dir = Path(tmp.name) / "index"
     try:
-        p = RagPipeline(index_dir=index_dir, answerer=args.answerer)
+        p = RagPipeline(index_dir=index_dir, answerer=args.answerer, backend=args.backend, milvus_uri=args.milvus_uri)
         paths = corpus or [C.BUNDLED_ARTICLES]
         p.ensure_index(paths, progress=_progress_bar("indexing"))
         articles = {a.source: a.text for a in p.index.articles.values()}
@@ -157,7 +175,8 @@ def cmd_eval(args) -> int:
         result = {"clean": metrics}
         if args.distractors == "bbc":
             with tempfile.TemporaryDirectory(prefix="rag-eval-bbc-") as d:
-                pb = RagPipeline(index_dir=Path(d) / "index", answerer=args.answerer)
+                pb = RagPipeline(index_dir=Path(d) / "index", answerer=args.answerer, backend=args.backend,
+                                 milvus_uri=args.milvus_uri)
                 # the package's file names repeat across categories: stage them under unique names
                 bbc = stage_bbc(Path(d) / "bbc")
                 pb.index_paths(list(paths) + bbc, progress=_progress_bar("indexing BBC"))
@@ -203,7 +222,7 @@ def cmd_train(args) -> int:
 def cmd_ui(args) -> int:
     from ui.app import launch
 
-    launch(index_dir=args.index_dir, host=args.host, port=args.port)
+    launch(index_dir=args.index_dir, host=args.host, port=args.port, pipeline=_pipeline(args))
     return 0
 
 
@@ -214,13 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     def index_dir(p):
         p.add_argument("--index-dir", type=Path, default=None, help=f"index directory (default {C.default_index_dir()})")
+        p.add_argument("--backend", choices=list(C.BACKENDS), default=None,
+                       help="index storage: faiss (a directory, default) or milvus; default $RAG_BACKEND")
+        p.add_argument("--milvus-uri", default=None,
+                       help="Milvus Lite file or http://host:19530 (default $RAG_MILVUS_URI, else data/milvus.db)")
 
     p = sub.add_parser("index", help="index articles (.txt/.md files or folders); idempotent")
     p.add_argument("paths", nargs="*", type=Path, help=f"files or folders (default: the bundled {C.BUNDLED_ARTICLES.name}/)")
     index_dir(p)
     p.add_argument("--prune", action="store_true", help="remove indexed articles whose files are not among PATHS")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and build a new one")
+    p.add_argument("--ray", action="store_true",
+                   help="read, chunk and embed on Ray (local, or the cluster at $RAY_ADDRESS); needs .[scale]")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("migrate", help="copy the FAISS index into Milvus, with its vectors (no re-embedding)")
+    p.add_argument("--to", choices=["milvus"], required=True)
+    index_dir(p)
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("stats", help="documents, chunks, model, dimension, size of the index")
     index_dir(p)

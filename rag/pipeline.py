@@ -18,7 +18,8 @@ from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.question.spelling import SpellingCorrector, model_vocabulary
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
-from index.store import Index, IndexStore, corpus_hash
+from index.backends import open_store
+from index.store import Index, corpus_hash
 from index.update import UpdateReport
 from rag.types import ABSTAIN_TEXT, Answer, Request
 
@@ -35,12 +36,14 @@ class RagPipeline:
         entities: bool = True,
         chat_model=None,
         answerer: str = "learned",
+        backend: str | None = None,
+        milvus_uri: str | None = None,
     ):
         if answerer not in C.ANSWERERS:
             raise BadInputError(f"answerer must be one of {', '.join(C.ANSWERERS)}. Currently, it is {answerer!r}")
         self.index_dir = Path(index_dir) if index_dir else C.default_index_dir()
         self.embedder = embedder or MiniLMEmbedder()
-        self.store = IndexStore(self.index_dir, self.embedder)
+        self.store = open_store(self.embedder, self.index_dir, backend, milvus_uri)
         self.tagger = EntityTagger() if entities else None
         self.chat_model = chat_model  # a LangChain chat model for mode="llm"
         self.answerer_name = answerer
@@ -99,10 +102,10 @@ class RagPipeline:
 
     def index_paths(
         self, paths: Sequence[Path | str], prune: bool = False, rebuild: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None, embed=None,
     ) -> UpdateReport:
         with self._lock:
-            report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress)
+            report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress, embed=embed)
             self.reload()
             return report
 

@@ -20,6 +20,39 @@ def default_index_dir() -> Path:
     return Path(os.environ.get("RAG_INDEX_DIR", DATA_DIR / "index"))
 
 
+# storage backend (index/backends.py): FAISS + bm25s in a directory, or Milvus (Lite by file path,
+# a server or cluster by http:// URI); read from the environment when a pipeline opens its store
+BACKENDS = ("faiss", "milvus")
+
+
+def backend() -> str:
+    return os.environ.get("RAG_BACKEND", "faiss")
+
+
+def milvus_uri() -> str:
+    return os.environ.get("RAG_MILVUS_URI", str(DATA_DIR / "milvus.db"))
+
+
+def milvus_collection_for(index_dir: Path) -> str:
+    """The collection-name prefix of the index that ``index_dir`` names (``data/index`` ->
+    ``newsrag_data_index``), unless ``RAG_MILVUS_COLLECTION`` sets one."""
+    if os.environ.get("RAG_MILVUS_COLLECTION"):
+        return os.environ["RAG_MILVUS_COLLECTION"]
+    index_dir = Path(index_dir)
+    import re
+
+    return "newsrag_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{index_dir.parent.name}_{index_dir.name}")
+
+
+# ingest on Ray (index/ray_ingest.py): RAY_ADDRESS (Ray's own variable) points it at a cluster
+RAY_BATCH_ARTICLES = 16  # articles per map_batches call of an encoder worker
+
+
+def ray_workers() -> int:
+    """Encoder actors (one model each); ``RAG_RAY_WORKERS``, default 2."""
+    return int(os.environ.get("RAG_RAY_WORKERS", "2"))
+
+
 def uploads_dir_for(index_dir: Path) -> Path:
     """The folder that chat uploads are copied into: beside the index (``data/index`` ->
     ``data/index-uploads``), never inside it, so an index rebuild or swap cannot touch them."""
