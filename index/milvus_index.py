@@ -102,20 +102,27 @@ class MilvusIndex:
         if docs is not None and not docs:
             return []
         hits = self._search("chunks", [_vector(qv)], "vector", n, filter_expr(where, docs), [])
-        return [(int(h["cid"]), float(h["distance"])) for h in hits]
+        out = [(int(h["cid"]), float(h["distance"])) for h in hits if int(h["cid"]) in self.chunks]
+        # equal scores in file-name and position order, as the FAISS backend stores them
+        return sorted(out, key=lambda x: (-round(x[1], 6), self.chunks[x[0]].source, self.chunks[x[0]].start))
 
     def search_bm25(self, terms: list[str], n: int, docs: frozenset[str] | None = None, where=None) -> list[int]:
         if not terms or (docs is not None and not docs):
             return []
         hits = self._search("chunks", [" ".join(terms)], "sparse", n, filter_expr(where, docs), [])
-        return [int(h["cid"]) for h in hits]
+        # equal scores in file-name and position order, as the FAISS backend's bm25s returns them
+        key = {int(h["cid"]): (round(abs(float(h["distance"])), 5), self.chunks[int(h["cid"])]) for h in hits
+               if int(h["cid"]) in self.chunks}
+        return sorted(key, key=lambda c: (-key[c][0], key[c][1].source, key[c][1].start))
 
     def search_sentences(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
         if docs is not None and not docs:
             return []
         hits = self._search("sentences", [_vector(qv)], "vector", n, filter_expr(where, docs),
                             ["doc_id", "sent_index"])
-        return [(h["entity"]["doc_id"], int(h["entity"]["sent_index"]), float(h["distance"])) for h in hits]
+        out = [(h["entity"]["doc_id"], int(h["entity"]["sent_index"]), float(h["distance"])) for h in hits
+               if h["entity"]["doc_id"] in self.articles]
+        return sorted(out, key=lambda x: (-round(x[2], 6), self.articles[x[0]].source, x[1]))
 
     def hybrid_chunks(self, qv: np.ndarray, terms: list[str], n: int, rrf_k: int, where=None,
                       docs: frozenset[str] | None = None) -> list[tuple[int, float]]:
