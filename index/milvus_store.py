@@ -166,10 +166,19 @@ class MilvusStore:
         rows = self.client.query(name, filter=expr, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
+    def _ensure_loaded(self) -> None:
+        """Collections are searchable only once loaded (a new process finds them released)."""
+        from pymilvus.client.types import LoadState
+
+        for name in self.names.values():
+            if self.client.has_collection(name) and self.client.get_load_state(name).get("state") != LoadState.Loaded:
+                self.client.load_collection(name)
+
     # ---------- reading ----------
     def load(self) -> MilvusIndex:
         manifest = self.read_manifest()
         self.check_manifest(manifest)
+        self._ensure_loaded()
         articles = self._read_articles()
         chunks: dict[int, Chunk] = {}
         fields = ["cid", "chunk_id", "doc_id", "source", "start", "end", "text", "header", "sentences"]
@@ -314,11 +323,12 @@ class MilvusStore:
             if not c.has_collection(name):
                 schema, params = milvus_schema.build(c, role, self.embedder.dim, (BM25_K1, BM25_B))
                 c.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+        self._ensure_loaded()
         if self._manifest_or_none() is None:  # a build in progress is checked like a finished one
             self._write_manifest(None)
 
     def stats(self) -> dict:
-        m = self.read_manifest()
+        m = self.read_manifest()  # the counts are in the manifest: nothing to load
         size = Path(self.uri).stat().st_size if is_lite(self.uri) and Path(self.uri).is_file() else None
         if is_lite(self.uri) and Path(self.uri).is_dir():
             size = sum(p.stat().st_size for p in Path(self.uri).rglob("*") if p.is_file())
