@@ -322,7 +322,10 @@ class MilvusStore:
         for role, name in self.names.items():
             if not c.has_collection(name):
                 schema, params = milvus_schema.build(c, role, self.embedder.dim, (BM25_K1, BM25_B))
-                c.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
+                c.create_collection(name, schema=schema, consistency_level="Strong")
+                # sync=False: pymilvus would wait through a call Milvus Lite does not implement;
+                # loading the collection (below) waits for the indexes anyway
+                c.create_index(name, params, sync=False)
         self._ensure_loaded()
         if self._manifest_or_none() is None:  # a build in progress is checked like a finished one
             self._write_manifest(None)
