@@ -92,6 +92,7 @@ class MilvusIndex:
         return np.stack([vecs[i] for i in sent_indices])
 
     def _search(self, role: str, data, field: str, n: int, expr: str, out: list[str]) -> list[dict]:
+        """One Milvus search; ``out`` names the fields to return (an empty list returns all)."""
         if n <= 0:
             return []
         res = self.client.search(self.names[role], data=data, anns_field=field, limit=n, filter=expr,
@@ -101,7 +102,7 @@ class MilvusIndex:
     def search_chunks(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
         if docs is not None and not docs:
             return []
-        hits = self._search("chunks", [_vector(qv)], "vector", n, filter_expr(where, docs), [])
+        hits = self._search("chunks", [_vector(qv)], "vector", n, filter_expr(where, docs), ["cid"])
         out = [(int(h["cid"]), float(h["distance"])) for h in hits if int(h["cid"]) in self.chunks]
         # equal scores in file-name and position order, as the FAISS backend stores them
         return sorted(out, key=lambda x: (-round(x[1], 6), self.chunks[x[0]].source, self.chunks[x[0]].start))
@@ -109,7 +110,7 @@ class MilvusIndex:
     def search_bm25(self, terms: list[str], n: int, docs: frozenset[str] | None = None, where=None) -> list[int]:
         if not terms or (docs is not None and not docs):
             return []
-        hits = self._search("chunks", [" ".join(terms)], "sparse", n, filter_expr(where, docs), [])
+        hits = self._search("chunks", [" ".join(terms)], "sparse", n, filter_expr(where, docs), ["cid"])
         # equal scores in file-name and position order, as the FAISS backend's bm25s returns them
         key = {int(h["cid"]): (round(abs(float(h["distance"])), 5), self.chunks[int(h["cid"])]) for h in hits
                if int(h["cid"]) in self.chunks}
@@ -137,7 +138,7 @@ class MilvusIndex:
             reqs.append(AnnSearchRequest(data=[" ".join(terms)], anns_field="sparse",
                                          param={"metric_type": "BM25"}, limit=n, expr=expr))
         res = self.client.hybrid_search(self.names["chunks"], reqs, ranker=RRFRanker(rrf_k), limit=n,
-                                        output_fields=[])
+                                        output_fields=["cid"])
         return [(int(h["cid"]), float(h["distance"])) for h in (res[0] if res else [])]
 
 
