@@ -128,7 +128,7 @@ def ray_embed(embedder: Embedder, settings: ChunkSettings, workers: int | None =
               batch_articles: int | None = None, num_cpus: int | None = None) -> EmbedFn:
     """An ``embed`` for the stores' ``update``: the articles go through ``map_batches`` on an
     actor pool of ``workers`` encoders (default ``RAG_RAY_WORKERS``); batches come back as they
-    finish, and the store writes each one."""
+    finish, and the store writes each one. ``progress(done, total)`` counts articles."""
     spec = _embedder_spec(embedder)
     workers = workers or C.ray_workers()
     batch_articles = batch_articles or C.RAY_BATCH_ARTICLES

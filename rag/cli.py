@@ -16,7 +16,7 @@ from rag.errors import BadInputError, RagError
 EXIT_ERROR = 2
 
 
-def _progress_bar(desc: str):
+def _progress_bar(desc: str, unit: str = "chunk"):
     """A tqdm bar on stderr for embedding progress (shown for long runs only)."""
     from tqdm import tqdm
 
@@ -25,7 +25,7 @@ def _progress_bar(desc: str):
     def update(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=total < 50)
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=total < 50)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -57,7 +57,8 @@ def cmd_index(args) -> int:
     for dup, kept in corpus.duplicates:
         print(f"warning: {dup} has the same text as {kept}; indexed once", file=sys.stderr)
     store = p.store
-    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"), embed=embed)
+    bar = _progress_bar("embedding on Ray", "article") if args.ray else _progress_bar("embedding")
+    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=bar, embed=embed)
     for dup, kept in report.duplicates[len(corpus.duplicates):]:
         print(f"warning: {dup} has the same text as {kept}, already indexed; skipped", file=sys.stderr)
     print(f"{report.summary()} ({report.chunks_embedded} chunks embedded) -> {store.path}")

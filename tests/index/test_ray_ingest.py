@@ -50,3 +50,11 @@ def test_ray_ingest_equals_the_single_process_index(tmp_path, articles_copy, min
     # re-running on Ray embeds nothing: content hashes decide
     again = on_ray.update(ray_collect([articles_copy]), embed=ray_embed(minilm, on_ray.settings, workers=2))
     assert (len(again.skipped), again.chunks_embedded) == (5, 0)
+
+
+def test_rag_index_ray_flag_reads_on_ray_and_skips_what_is_indexed(tmp_path, articles_copy, minilm, local_ray, capsys):
+    from rag.cli import main
+
+    IndexStore(tmp_path / "idx", minilm).update(collect([articles_copy]))
+    assert main(["index", str(articles_copy), "--index-dir", str(tmp_path / "idx"), "--ray"]) == 0
+    assert "added 0, updated 0, skipped 5, deleted 0" in capsys.readouterr().out
