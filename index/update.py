@@ -67,13 +67,13 @@ def plan_update(corpus: Corpus, present: dict[str, str], prune: bool) -> Plan:
     indexed articles not in the corpus are deleted."""
     present = dict(present)
     by_source = {s: d for d, s in present.items()}
-    report = Plan(UpdateReport(duplicates=list(corpus.duplicates),
+    plan = Plan(UpdateReport(duplicates=list(corpus.duplicates),
                                unreadable=[(s.path, s.reason) for s in corpus.skipped]), [], [])
-    r = report.report
+    r = plan.report
 
     def remove(doc_id: str) -> None:
         present.pop(doc_id, None)
-        report.to_remove.append(doc_id)
+        plan.to_remove.append(doc_id)
 
     wanted = {a.source for a in corpus.articles}
     for art in corpus.articles:
@@ -90,16 +90,16 @@ def plan_update(corpus: Corpus, present: dict[str, str], prune: bool) -> Plan:
             r.updated.append(art.source)
         else:
             r.added.append(art.source)
-        report.to_embed.append(art)
+        plan.to_embed.append(art)
     if prune:
         for source, doc_id in list(by_source.items()):
             if source not in wanted and doc_id in present:
                 remove(doc_id)
                 r.deleted.append(source)
-    for art in report.to_embed:
+    for art in plan.to_embed:
         if art.doc_id in present:  # same text re-added under its new name after a prune
             remove(art.doc_id)
-    return report
+    return plan
 
 
 def embed_articles(
