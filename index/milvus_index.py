@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from rag.retrieval.search import Filters
 
 SENTENCE_CACHE_ARTICLES = 4096  # articles whose sentence vectors stay in memory after a query
+# efSearch of a filtered dense search (HNSW keeps walking until it has k rows that pass): at 1%
+# selectivity over 100k vectors, Milvus Lite's recall@10 was 0.56 with 128, 0.98 with 1024 and
+# 1.00 with 4096 (bench/milvus.py data; docs/benchmarks.md "Milvus and Ray")
+FILTERED_EF = 1024
 
 
 def quote(s: str) -> str:
@@ -95,8 +99,10 @@ class MilvusIndex:
         """One Milvus search; ``out`` names the fields to return (an empty list returns all)."""
         if n <= 0:
             return []
+        dense = field == "vector"
+        params = {"params": {"ef": max(FILTERED_EF, n)}} if dense and expr else {}
         res = self.client.search(self.names[role], data=data, anns_field=field, limit=n, filter=expr,
-                                 output_fields=out)
+                                 output_fields=out, search_params=params)
         return list(res[0]) if res else []
 
     def search_chunks(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
