@@ -95,6 +95,7 @@ class Index:
         self.sentence_index = sentence_index
         self.bm25 = bm25
         self.bm25_ids = bm25_ids or []
+        self._seq_doc_cache: dict[int, str] | None = None
         self.chunks_by_doc: dict[str, list[int]] = {}
         for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
             self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
@@ -127,7 +128,7 @@ class Index:
                 for key, s in first_stage.faiss_search(self.sentence_index, qv, n, allowed)]
 
     def _seq_doc(self) -> dict[int, str]:
-        if getattr(self, "_seq_doc_cache", None) is None:
+        if self._seq_doc_cache is None:
             self._seq_doc_cache = {s: d for d, s in self.doc_seq.items()}
         return self._seq_doc_cache
 

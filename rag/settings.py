@@ -7,6 +7,7 @@ eval/data/qa.jsonl, so its numbers for that chain are in-sample."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +40,6 @@ def milvus_collection_for(index_dir: Path) -> str:
     if os.environ.get("RAG_MILVUS_COLLECTION"):
         return os.environ["RAG_MILVUS_COLLECTION"]
     index_dir = Path(index_dir)
-    import re
-
     return "newsrag_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{index_dir.parent.name}_{index_dir.name}")
 
 
