@@ -249,3 +249,13 @@ def test_milvus_reads_collections_page_by_page(tmp_path, articles_copy, milvus_u
     paged = st.load()
     assert paged.chunks == whole.chunks and paged.articles == whole.articles
     assert len(list(st._rows("sentences", ["doc_id"]))) == st.stats()["sentences"]
+
+
+@pytest.mark.skipif(not HAVE_MILVUS, reason=NO_MILVUS)
+def test_milvus_loads_collections_a_new_process_finds_released(tmp_path, articles_copy, milvus_uri):
+    st = make_store("milvus", tmp_path, milvus_uri)
+    st.update(collect([articles_copy]))
+    for name in st.names.values():  # what a new process finds: collections on disk, not loaded
+        st.client.release_collection(name)
+    ix = make_store("milvus", tmp_path, milvus_uri).load()
+    assert len(ix.chunks) == st.stats()["chunks"] and ix.search_chunks(HashEmbedder().embed_query("rockets"), 3)
