@@ -159,8 +159,8 @@ def cmd_eval(args) -> int:
     if corpus and index_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
         index_dir = Path(tmp.name) / "index"
+    p = RagPipeline(index_dir=index_dir, answerer=args.answerer, backend=args.backend, milvus_uri=args.milvus_uri)
     try:
-        p = RagPipeline(index_dir=index_dir, answerer=args.answerer, backend=args.backend, milvus_uri=args.milvus_uri)
         paths = corpus or [C.BUNDLED_ARTICLES]
         p.ensure_index(paths, progress=_progress_bar("indexing"))
         articles = {a.source: a.text for a in p.index.articles.values()}
@@ -181,7 +181,11 @@ def cmd_eval(args) -> int:
                 # the package's file names repeat across categories: stage them under unique names
                 bbc = stage_bbc(Path(d) / "bbc")
                 pb.index_paths(list(paths) + bbc, progress=_progress_bar("indexing BBC"))
-                noisy = run_eval(pb, qa, out / "bbc", k=args.k, mode=args.mode, baseline=not args.no_baseline, label="bbc")
+                try:
+                    noisy = run_eval(pb, qa, out / "bbc", k=args.k, mode=args.mode, baseline=not args.no_baseline,
+                                     label="bbc")
+                finally:
+                    _drop_temporary(pb)
             result["bbc"] = noisy
             result["drop"] = compare(metrics, noisy)
         (out / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -193,7 +197,15 @@ def cmd_eval(args) -> int:
         return 1 if failures and args.strict else 0
     finally:
         if tmp:
+            _drop_temporary(p)
             tmp.cleanup()
+
+
+def _drop_temporary(p) -> None:
+    """An index built for one eval run goes with its temporary folder (Milvus collections too)."""
+    drop = getattr(p.store, "drop", None)
+    if drop is not None and p.store.exists():
+        drop()
 
 
 def _print_headline(m: dict) -> None:

@@ -259,3 +259,35 @@ def test_milvus_loads_collections_a_new_process_finds_released(tmp_path, article
         st.client.release_collection(name)
     ix = make_store("milvus", tmp_path, milvus_uri).load()
     assert len(ix.chunks) == st.stats()["chunks"] and ix.search_chunks(HashEmbedder().embed_query("rockets"), 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_MILVUS, reason=NO_MILVUS)
+def test_cli_on_milvus_index_stats_ask_and_eval_leaves_no_temporary_collections(tmp_path, milvus_uri):
+    """The real model through `rag` on Milvus Lite; an eval over --corpus indexes into temporary
+    collections and drops them afterwards."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ARTICLES, ROOT
+
+    def rag(*args):
+        cmd = [sys.executable, "-m", "rag.cli", *map(str, args), "--backend", "milvus", "--milvus-uri", milvus_uri]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+    d = tmp_path / "index"
+    r = rag("index", ARTICLES, "--index-dir", d)
+    assert r.returncode == 0 and "added 5, updated 0, skipped 0, deleted 0" in r.stdout, r.stderr
+    r = rag("stats", "--index-dir", d, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["documents"] == 5, r.stderr
+    r = rag("ask", "How many rockets were fired at Tel Aviv?", "--index-dir", d, "--json")
+    ans = json.loads(r.stdout)
+    texts = {p["source"]: p for p in ans["passages"]}
+    assert r.returncode == 0 and texts, r.stderr
+    r = rag("eval", "--corpus", ARTICLES, "--every", 20, "--no-baseline", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    from pymilvus import MilvusClient
+
+    left = MilvusClient(milvus_uri).list_collections()
+    assert sorted(left) == sorted(f"newsrag_{tmp_path.name}_index_{role}" for role in ("chunks", "sentences", "articles"))
