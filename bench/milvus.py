@@ -99,7 +99,6 @@ def bench_faiss(xb: np.ndarray, xq: np.ndarray, truth: dict, ef: int) -> list[di
         rows.append({"engine": "FAISS HNSW32", "selectivity": sel, **lat,
                      "recall@10": scale.recall_at_k(got, truth[sel][1])})
     rows[0].update(build_s=build, rss_bytes=rss, disk_bytes=disk)
-    del vx
     return rows
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from index.embed import HashEmbedder
 from index.ingest import collect
-from rag.errors import IndexMismatchError, IndexMissingError, RagError
+from rag.errors import IndexMismatchError, IndexMissingError
 
 HAVE_MILVUS = bool(importlib.util.find_spec("pymilvus") and importlib.util.find_spec("milvus_lite"))
 NO_MILVUS = "pymilvus and milvus-lite are not installed (pip install -e .[scale])"
