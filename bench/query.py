@@ -19,7 +19,7 @@ repeated rounds do not turn into cache hits (a real user's question is new).
 
 Breakdown: one more round, asked as ``pipeline.retrieve`` + ``rag.answering.extractive.build_answer`` with
 timers wrapped around the embedder, ``rag.retrieval.search.retrieve`` and the functions that mark its
-stages (``_faiss_search``, BM25, ``period_scores``, ``scoring_terms`` = start of the sentence
+stages (``index.first_stage.faiss_search``, BM25, ``period_scores``, ``scoring_terms`` = start of the sentence
 stage) and the spaCy tagger. These wrappers run only in that round.
 
 Cold: ``rag ask "<question>" --json --index-dir bench/out/index-bundled`` in a fresh process,
@@ -118,17 +118,19 @@ class StageTimer:
         return w
 
     def __enter__(self):
+        from index import first_stage
+
         rp, rr, p = self.rp, self.rr, self.p
         emb = p.embedder
         self._orig = {
-            (rp, "retrieve"): rp.retrieve, (rr, "_faiss_search"): rr._faiss_search,
+            (rp, "retrieve"): rp.retrieve, (first_stage, "faiss_search"): first_stage.faiss_search,
             (rr, "bm25_tokenize"): rr.bm25_tokenize, (rr, "period_scores"): rr.period_scores,
             (rr, "scoring_terms"): rr.scoring_terms, (emb, "embed_query"): emb.embed_query,
             (p.index.bm25, "retrieve"): p.index.bm25.retrieve,
         }
         if p.tagger is not None:
             self._orig[(p.tagger, "parse")] = p.tagger.parse
-        setattr(rr, "_faiss_search", self._wrap("faiss", rr._faiss_search))
+        setattr(first_stage, "faiss_search", self._wrap("faiss", first_stage.faiss_search))
         setattr(rr, "bm25_tokenize", self._wrap("bm25", rr.bm25_tokenize))
         p.index.bm25.retrieve = self._wrap("bm25", self._orig[(p.index.bm25, "retrieve")])
         setattr(rr, "period_scores", self._wrap("period", rr.period_scores))

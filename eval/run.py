@@ -47,6 +47,8 @@ class EvalOptions:
     baseline: bool = True
     thresholds: Path | None = DEFAULT_THRESHOLDS
     every: int = 1
+    backend: str | None = None  # faiss or milvus (default: RAG_BACKEND, else faiss)
+    milvus_uri: str | None = None
 
 
 def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
@@ -69,25 +71,42 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
         index_dir = index_dir or bbc.DEFAULT_INDEX_DIR
     bar = progress or (lambda label: None)
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
-        if corpus and index_dir is None:
+        temporary = corpus and index_dir is None
+        if temporary:
             index_dir = Path(tmp) / "index"
-        p = RagPipeline(index_dir=index_dir, answerer=opts.answerer)
-        paths = corpus or [C.BUNDLED_ARTICLES]
-        p.ensure_index(paths, progress=bar("indexing"))
-        articles = {a.source: a.text for a in p.index.articles.values()}
-        qa = load_qa(qa_path, articles)[:: opts.every]
-        run = dict(k=opts.k, mode=opts.mode, baseline=opts.baseline, progress=progress is not None)
-        metrics = run_eval(p, qa, Path(opts.out) / "clean", gate=gate_for(opts, qa_path), thresholds=opts.thresholds, **run)
-        result = {"clean": metrics}
-        if opts.distractors == "bbc":
-            from eval.distractors import stage_bbc
+        store = dict(answerer=opts.answerer, backend=opts.backend, milvus_uri=opts.milvus_uri)
+        p = RagPipeline(index_dir=index_dir, **store)
+        try:
+            paths = corpus or [C.BUNDLED_ARTICLES]
+            p.ensure_index(paths, progress=bar("indexing"))
+            articles = {a.source: a.text for a in p.index.articles.values()}
+            qa = load_qa(qa_path, articles)[:: opts.every]
+            run = dict(k=opts.k, mode=opts.mode, baseline=opts.baseline, progress=progress is not None)
+            metrics = run_eval(p, qa, Path(opts.out) / "clean", gate=gate_for(opts, qa_path), thresholds=opts.thresholds, **run)
+            result = {"clean": metrics}
+            if opts.distractors == "bbc":
+                from eval.distractors import stage_bbc
 
-            pb = RagPipeline(index_dir=Path(tmp) / "bbc-index", answerer=opts.answerer)
-            pb.index_paths(list(paths) + stage_bbc(Path(tmp) / "bbc"), progress=bar("indexing BBC"))
-            result["bbc"] = run_eval(pb, qa, Path(opts.out) / "bbc", label="bbc", **run)
-            result["drop"] = compare(metrics, result["bbc"])
+                pb = RagPipeline(index_dir=Path(tmp) / "bbc-index", **store)
+                try:
+                    pb.index_paths(list(paths) + stage_bbc(Path(tmp) / "bbc"), progress=bar("indexing BBC"))
+                    result["bbc"] = run_eval(pb, qa, Path(opts.out) / "bbc", label="bbc", **run)
+                finally:
+                    drop_temporary(pb)
+                result["drop"] = compare(metrics, result["bbc"])
+        finally:
+            if temporary:
+                drop_temporary(p)
     (Path(opts.out) / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def drop_temporary(p) -> None:
+    """An index built for one run goes with its temporary folder (Milvus collections too: they
+    live on the server, not in the folder)."""
+    drop = getattr(p.store, "drop", None)
+    if drop is not None and p.store.exists():
+        drop()
 
 
 def gate_for(opts: EvalOptions, qa_path: Path) -> str | None:

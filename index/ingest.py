@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
@@ -275,17 +275,31 @@ def _walk(root: Path, skipped: list[Skipped]) -> list[Path]:
     return sorted(found)
 
 
-def collect(paths: Iterable[Path | str]) -> Corpus:
+def read_or_error(path: Path) -> Article | ArticleError:
+    try:
+        return read_article(path)
+    except ArticleError as e:
+        return e
+
+
+def collect(
+    paths: Iterable[Path | str],
+    read_all: Callable[[list[Path]], Iterable[Article | ArticleError]] | None = None,
+) -> Corpus:
     """Read every article under the given files/folders. Unreadable files are skipped (with
     the reason); the same text under two names is kept once. Raises EmptyCorpusError when
-    nothing readable is left."""
+    nothing readable is left. ``read_all`` reads a list of files (default: one by one here;
+    ``index.ray_ingest`` reads them on Ray workers)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise BadInputError("no article paths given")
     corpus = Corpus()
     by_hash: dict[str, str] = {}
     seen_sources: set[str] = set()
-    for f in iter_files(paths, corpus.skipped):
+    files = list(iter_files(paths, corpus.skipped))
+    readable = [f for f in files if f.suffix.lower() in SUFFIXES]
+    results = dict(zip(readable, (read_all or (lambda fs: map(read_or_error, fs)))(readable)))
+    for f in files:
         source = f.name
         if f.suffix.lower() not in SUFFIXES:
             corpus.skipped.append(Skipped(str(f), "not a .txt or .md file"))
@@ -293,11 +307,10 @@ def collect(paths: Iterable[Path | str]) -> Corpus:
         if source in seen_sources:
             corpus.skipped.append(Skipped(str(f), f"another file is already named {source}"))
             continue
-        try:
-            art = read_article(f)
-        except ArticleError as e:
-            log.warning("skipped %s: %s", f, e.reason)
-            corpus.skipped.append(Skipped(str(f), e.reason))
+        art = results[f]
+        if isinstance(art, ArticleError):
+            log.warning("skipped %s: %s", f, art.reason)
+            corpus.skipped.append(Skipped(str(f), art.reason))
             continue
         if art.doc_id in by_hash:
             corpus.duplicates.append((source, by_hash[art.doc_id]))

@@ -47,3 +47,12 @@ def bm25_tokenize(texts: list[str]):
     import bm25s
 
     return bm25s.tokenize(texts, stopwords=sorted(STOPWORDS), stemmer=_stemmer(), show_progress=False)
+
+
+def bm25_terms(texts: list[str]) -> list[list[str]]:
+    """The tokens of ``bm25_tokenize`` as strings, for a store that computes BM25 itself from
+    pre-analysed text (the Milvus backend), so both backends score the same stems."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords=sorted(STOPWORDS), stemmer=_stemmer(), show_progress=False,
+                          return_ids=False)

@@ -26,18 +26,18 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from index import directory
+from index import directory, first_stage
 from index import manifest as manifest_info
-from index.chunking import ChunkSettings, check_chunks, chunk_article, chunk_header, sentence_spans_in
+from index.chunking import ChunkSettings, chunk_header
 from index.embed import Embedder
 from index.lexical import bm25_tokenize
-from rag.errors import ArticleError, IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
+from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from index.ingest import Corpus
+from index.update import EmbedFn, UpdateReport, chunk_check, local_embed, plan_update
 from rag.types import Article, Chunk, content_hash
 
 FORMAT_VERSION = 3  # 2: VectorIndex files (Flat or HNSW by size); 3: BM25 over index.lexical (Snowball stems)
@@ -48,23 +48,6 @@ BM25_DIR = "bm25"
 
 def _rebuild_hint(path: Path) -> str:
     return f"rebuild it with: rag index --index-dir {path} --rebuild [PATH ...]"
-
-
-@dataclass
-class UpdateReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    duplicates: list[tuple[str, str]] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"added {len(self.added)}, updated {len(self.updated)}, skipped {len(self.skipped)}, "
-            f"deleted {len(self.deleted)}"
-        )
 
 
 def sentence_key(doc_seq: int, sent_index: int) -> int:
@@ -91,6 +74,7 @@ class Index:
         self.sentence_index = sentence_index
         self.bm25 = bm25
         self.bm25_ids = bm25_ids or []
+        self._seq_doc_cache: dict[int, str] | None = None
         self.chunks_by_doc: dict[str, list[int]] = {}
         for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
             self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
@@ -107,40 +91,25 @@ class Index:
         keys = np.array([sentence_key(seq, i) for i in sent_indices], dtype=np.int64)
         return self.sentence_index.reconstruct(keys)
 
+    # the first stage (index.first_stage.SearchIndex); ``where`` is already in ``docs`` here
+    def search_chunks(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
+        allowed = None if docs is None else first_stage.chunk_ids_of(self, docs)
+        return first_stage.faiss_search(self.chunk_index, qv, n, allowed)
 
-@dataclass
-class _State:
-    """The index being updated, in memory: the last version's contents plus the changes."""
+    def search_bm25(self, terms: list[str], n: int, docs: frozenset[str] | None = None, where=None) -> list[int]:
+        mask = None if docs is None else first_stage.bm25_mask_of(self, docs)
+        return first_stage.bm25_search(self, terms, n, mask)
 
-    articles: dict[str, Article]
-    chunks: dict[int, Chunk]
-    doc_seq: dict[str, int]
-    by_source: dict[str, str]
-    chunk_index: object
-    sentence_index: object
-    next_chunk_id: int = 0
-    next_seq: int = 0
+    def search_sentences(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None):
+        allowed = None if docs is None else first_stage.sentence_keys_of(self, docs)
+        seq_doc = self._seq_doc()
+        return [(seq_doc[key >> 24], key & ((1 << 24) - 1), s)
+                for key, s in first_stage.faiss_search(self.sentence_index, qv, n, allowed)]
 
-    @classmethod
-    def of(cls, old: Index | None, dim: int) -> "_State":
-        from index.vector_index import VectorIndex
-
-        if old is None:
-            return cls({}, {}, {}, {}, VectorIndex(dim), VectorIndex(dim))
-        return cls(dict(old.articles), dict(old.chunks), dict(old.doc_seq), dict(old.by_source), old.chunk_index,
-                   old.sentence_index, max(old.chunks, default=-1) + 1, max(old.doc_seq.values(), default=-1) + 1)
-
-    def remove(self, doc_id: str) -> None:
-        ids = [cid for cid, c in self.chunks.items() if c.doc_id == doc_id]
-        for cid in ids:
-            del self.chunks[cid]
-        if ids:
-            self.chunk_index.remove(np.array(ids, dtype=np.int64))
-        seq = self.doc_seq.pop(doc_id)
-        art = self.articles.pop(doc_id)
-        keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
-        if keys:
-            self.sentence_index.remove(np.array(keys, dtype=np.int64))
+    def _seq_doc(self) -> dict[int, str]:
+        if self._seq_doc_cache is None:
+            self._seq_doc_cache = {s: d for d, s in self.doc_seq.items()}
+        return self._seq_doc_cache
 
 
 class IndexStore:
@@ -285,6 +254,7 @@ class IndexStore:
         rebuild: bool = False,
         progress: Callable[[int, int], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
+        embed: EmbedFn | None = None,
     ) -> UpdateReport:
         """Make the index reflect ``corpus``: unchanged articles (same file name, same content
         hash) are skipped, changed ones re-embedded, new ones added; with ``prune`` articles not
@@ -298,90 +268,66 @@ class IndexStore:
         directory.check_writable(self.path)
         with directory.writer_lock(self.path, on_wait=on_wait):
             directory.remove_stale_builds(self.path)
-            return self._update_locked(corpus, prune, rebuild, progress)
+            return self._update_locked(corpus, prune, rebuild, progress, embed)
 
-    def _update_locked(self, corpus: Corpus, prune: bool, rebuild: bool, progress) -> UpdateReport:
+    def _update_locked(self, corpus: Corpus, prune: bool, rebuild: bool, progress, embed: EmbedFn | None) -> UpdateReport:
         import faiss
+
+        from index.vector_index import VectorIndex
 
         # a query sets FAISS to one thread for the process (rag/retrieval/search.py); building uses every core
         faiss.omp_set_num_threads(os.cpu_count() or 1)
-        report = UpdateReport(duplicates=list(corpus.duplicates), unreadable=[(s.path, s.reason) for s in corpus.skipped])
         old = None if rebuild or not self.exists() else self.load()
-        st = _State.of(old, self.embedder.dim)
-        wanted = {a.source for a in corpus.articles}
-        to_embed: list[tuple[Article, list[Chunk]]] = []
-        for art in corpus.articles:
-            prev = st.by_source.get(art.source)
-            if prev == art.doc_id:
-                report.skipped.append(art.source)
-                continue
-            other = next((a.source for a in st.articles.values() if a.doc_id == art.doc_id), None)
-            if other is not None and other != art.source and (other in wanted or not prune):
-                report.duplicates.append((art.source, other))
-                continue
-            try:
-                cs = chunk_article(art, self.embedder.count_tokens, self.settings)
-            except ArticleError as e:  # this article only: the batch goes on
-                report.unreadable.append((art.source, e.reason))
-                continue
-            check_chunks(cs, self.embedder.count_tokens, self.settings.max_tokens)
-            if prev is not None:
-                st.remove(prev)
-                report.updated.append(art.source)
-            else:
-                report.added.append(art.source)
-            to_embed.append((art, cs))
-        if prune:
-            for source, doc_id in list(st.by_source.items()):
-                if source not in wanted and doc_id in st.articles:
-                    st.remove(doc_id)
-                    report.deleted.append(source)
-        for art, _ in to_embed:
-            if art.doc_id in st.articles:  # same text re-added under its new name after a prune
-                st.remove(art.doc_id)
+        if old is not None:
+            articles = dict(old.articles)
+            chunks = dict(old.chunks)
+            doc_seq = dict(old.doc_seq)
+            chunk_index = old.chunk_index
+            sentence_index = old.sentence_index
+            next_chunk_id = max(chunks, default=-1) + 1
+            next_seq = max(doc_seq.values(), default=-1) + 1
+        else:
+            articles, chunks, doc_seq = {}, {}, {}
+            chunk_index = VectorIndex(self.embedder.dim)
+            sentence_index = VectorIndex(self.embedder.dim)
+            next_chunk_id = 0
+            next_seq = 0
 
-        if not (report.added or report.updated or report.deleted) and old is not None:
+        plan = plan_update(corpus, {d: a.source for d, a in articles.items()}, prune,
+                           check=chunk_check(self.embedder, self.settings))
+        report = plan.report
+        for doc_id in plan.to_remove:
+            ids = [cid for cid, c in chunks.items() if c.doc_id == doc_id]
+            for cid in ids:
+                del chunks[cid]
+            if ids:
+                chunk_index.remove(np.array(ids, dtype=np.int64))
+            seq = doc_seq.pop(doc_id)
+            art = articles.pop(doc_id)
+            keys = [sentence_key(seq, i) for i in range(len(art.sentences))]
+            if keys:
+                sentence_index.remove(np.array(keys, dtype=np.int64))
+        if not report.changed and old is not None:
             return report
-        report.chunks_embedded = self._embed_into(st, to_embed, progress)
-        if not st.articles:
+        for art in plan.to_embed:
+            articles[art.doc_id] = art
+            doc_seq[art.doc_id] = next_seq
+            next_seq += 1
+        for batch in (embed or local_embed(self.embedder, self.settings))(plan.to_embed, progress):
+            report.chunks_embedded += len(batch.chunks)
+            if batch.chunks:
+                ids = np.arange(next_chunk_id, next_chunk_id + len(batch.chunks), dtype=np.int64)
+                next_chunk_id += len(batch.chunks)
+                chunk_index.add(batch.chunk_vectors, ids)
+                for cid, c in zip(ids, batch.chunks):
+                    chunks[int(cid)] = c
+            if batch.sentence_keys:
+                keys = np.array([sentence_key(doc_seq[d], i) for d, i in batch.sentence_keys], dtype=np.int64)
+                sentence_index.add(batch.sentence_vectors, keys)
+        if not articles:
             raise RagError("the index would hold no article; give paths to index, or drop --prune")
-        self._write(st.articles, st.chunks, st.doc_seq, st.chunk_index, st.sentence_index)
+        self._write(articles, chunks, doc_seq, chunk_index, sentence_index)
         return report
-
-    def _embed_into(self, st: "_State", to_embed: list[tuple[Article, list[Chunk]]], progress) -> int:
-        """Embed the new articles' chunks and sentences into ``st``; returns the chunks embedded."""
-        new_chunks = [(c, art) for art, cs in to_embed for c in cs]
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            if progress:
-                progress(done[0], len(new_chunks))
-
-        chunk_vecs, sent_vecs = self.embedder.embed_chunks(
-            [c.embed_text for c, _ in new_chunks], [sentence_spans_in(c, a) for c, a in new_chunks], tick
-        )
-        # sentence vectors: average over the chunks a sentence appears in (overlap)
-        acc: dict[tuple[str, int], np.ndarray] = {}
-        for (c, _), sv in zip(new_chunks, sent_vecs):
-            for i, v in zip(c.sentences, sv):
-                key = (c.doc_id, i)
-                acc[key] = acc[key] + v if key in acc else v.copy()
-        for art, _ in to_embed:
-            st.articles[art.doc_id] = art
-            st.doc_seq[art.doc_id] = st.next_seq
-            st.next_seq += 1
-        if new_chunks:
-            ids = np.arange(st.next_chunk_id, st.next_chunk_id + len(new_chunks), dtype=np.int64)
-            st.chunk_index.add(chunk_vecs, ids)
-            for cid, (c, _) in zip(ids, new_chunks):
-                st.chunks[int(cid)] = c
-        if acc:
-            keys = np.array([sentence_key(st.doc_seq[d], i) for d, i in acc], dtype=np.int64)
-            vecs = np.stack(list(acc.values())).astype(np.float32)
-            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            st.sentence_index.add(vecs, keys)
-        return len(new_chunks)
 
     def _write(self, articles, chunks, doc_seq, chunk_index, sentence_index) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ def warn(text: object) -> None:
     print(f"warning: {shown(text)}", file=sys.stderr, flush=True)
 
 
-def _progress_bar(desc: str):
+def _progress_bar(desc: str, unit: str = "chunk"):
     """A tqdm bar on stderr for embedding progress (shown for long runs only)."""
     from tqdm import tqdm
 
@@ -37,7 +37,7 @@ def _progress_bar(desc: str):
     def update(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=total < 50)
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=total < 50)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -48,24 +48,32 @@ def _progress_bar(desc: str):
 def _pipeline(args, **kw):
     from rag.pipeline import RagPipeline
 
-    return RagPipeline(index_dir=args.index_dir, **kw)
+    return RagPipeline(index_dir=args.index_dir, backend=args.backend, milvus_uri=args.milvus_uri, **kw)
 
 
 def cmd_index(args) -> int:
     from index.directory import check_writable
     from index.ingest import collect
-    from index.store import IndexStore
 
     p = _pipeline(args)
-    store: IndexStore = p.store
-    check_writable(store.path)  # before reading or embedding anything
+    store = p.store
+    if isinstance(store.path, Path):  # a FAISS directory (a Milvus server checks its own access)
+        check_writable(store.path)  # before reading or embedding anything
     paths = args.paths or [C.BUNDLED_ARTICLES]
-    corpus = collect(paths)
+    embed = None
+    if args.ray:  # read, clean, chunk and embed on Ray (local, or the cluster at RAY_ADDRESS)
+        from index.ray_ingest import ray_collect, ray_embed
+
+        corpus = ray_collect(paths)
+        embed = ray_embed(p.embedder, p.store.settings)
+    else:
+        corpus = collect(paths)
     for s in corpus.skipped:
         warn(f"skipped {s.path}: {s.reason}")
     for dup, kept in corpus.duplicates:
         warn(f"{dup} has the same text as {kept}; indexed once")
-    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=_progress_bar("embedding"),
+    bar = _progress_bar("embedding on Ray", "article") if args.ray else _progress_bar("embedding")
+    report = store.update(corpus, prune=args.prune, rebuild=args.rebuild, progress=bar, embed=embed,
                           on_wait=lambda message: print(shown(message), file=sys.stderr, flush=True))
     for path, reason in report.unreadable[len(corpus.skipped):]:
         warn(f"skipped {path}: {reason}")
@@ -76,10 +84,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from index.store import IndexStore
-
     st = _pipeline(args).store
-    assert isinstance(st, IndexStore)
     s = st.stats()
     if args.sources:
         s["sources"] = st.sources()
@@ -94,11 +99,27 @@ def cmd_stats(args) -> int:
     print(f"model:     {s['model']}")
     print(f"dimension: {s['dim']}")
     print(f"type:      {s['index_type']}")
-    print(f"on disk:   {size / 1e6:.2f} MB")
+    print(f"on disk:   {size / 1e6:.2f} MB" if size is not None else "on disk:   (on the Milvus server)")
     if args.sources:
         print("sources:")
         for name in s["sources"]:
             print(f"  {shown(name)}")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    """Copy the FAISS index at --index-dir into Milvus, with its stored vectors (no embedding)."""
+    from index.milvus_store import MilvusStore
+    from index.store import IndexStore
+    from rag.pipeline import RagPipeline
+
+    p = RagPipeline(index_dir=args.index_dir, backend="faiss")
+    assert isinstance(p.store, IndexStore)
+    target = RagPipeline(index_dir=p.index_dir, embedder=p.embedder, backend=args.to, milvus_uri=args.milvus_uri).store
+    assert isinstance(target, MilvusStore)
+    report = target.import_index(p.store.load())
+    print(f"copied {len(report.added)} articles ({report.chunks_embedded} chunks), "
+          f"{len(report.skipped)} already there -> {target.path}")
     return 0
 
 
@@ -147,6 +168,7 @@ def cmd_eval(args) -> int:
         qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, answerer=args.answerer,
         index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k, mode=args.mode,
         baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
+        backend=args.backend, milvus_uri=args.milvus_uri,
     )
     metrics = evaluate(opts, progress=_progress_bar)["clean"]
     _print_headline(metrics)
@@ -191,7 +213,7 @@ def cmd_train(args) -> int:
 def cmd_ui(args) -> int:
     from ui import launch
 
-    launch(index_dir=args.index_dir, host=args.host, port=args.port)
+    launch(index_dir=args.index_dir, host=args.host, port=args.port, pipeline=_pipeline(args))
     return 0
 
 
@@ -202,13 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     def index_dir(p):
         p.add_argument("--index-dir", type=Path, default=None, help=f"index directory (default {C.default_index_dir()})")
+        p.add_argument("--backend", choices=list(C.BACKENDS), default=None,
+                       help="index storage: faiss (a directory, default) or milvus; default $RAG_BACKEND")
+        p.add_argument("--milvus-uri", default=None,
+                       help="Milvus Lite file or http://host:19530 (default $RAG_MILVUS_URI, else data/milvus.db)")
 
     p = sub.add_parser("index", help="index articles (.txt/.md files or folders); idempotent")
     p.add_argument("paths", nargs="*", type=Path, help=f"files or folders (default: the bundled {C.BUNDLED_ARTICLES.name}/)")
     index_dir(p)
     p.add_argument("--prune", action="store_true", help="remove indexed articles whose files are not among PATHS")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and build a new one")
+    p.add_argument("--ray", action="store_true",
+                   help="read, chunk and embed on Ray (local, or the cluster at $RAY_ADDRESS); needs .[scale]")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("migrate", help="copy the FAISS index into Milvus, with its vectors (no re-embedding)")
+    p.add_argument("--to", choices=["milvus"], required=True)
+    index_dir(p)
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("stats", help="documents, chunks, model, dimension, size of the index")
     index_dir(p)

@@ -18,7 +18,9 @@ from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.question.spelling import SpellingCorrector, model_vocabulary
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
-from index.store import Index, IndexStore, UpdateReport, corpus_hash
+from index.backends import open_store
+from index.store import Index, corpus_hash
+from index.update import UpdateReport
 from rag.types import ABSTAIN_TEXT, Answer, Request
 
 ADAPTED_MODEL = MiniLMEmbedder.name  # the model the question adapter was fine-tuned from
@@ -34,12 +36,14 @@ class RagPipeline:
         entities: bool = True,
         chat_model=None,
         answerer: str = "learned",
+        backend: str | None = None,
+        milvus_uri: str | None = None,
     ):
         if answerer not in C.ANSWERERS:
             raise BadInputError(f"answerer must be one of {', '.join(C.ANSWERERS)}. Currently, it is {answerer!r}")
         self.index_dir = Path(index_dir) if index_dir else C.default_index_dir()
         self.embedder = embedder or MiniLMEmbedder()
-        self.store = IndexStore(self.index_dir, self.embedder)
+        self.store = open_store(self.embedder, self.index_dir, backend, milvus_uri)
         self.tagger = EntityTagger() if entities else None
         self.chat_model = chat_model  # a LangChain chat model for mode="llm"
         self.answerer_name = answerer
@@ -99,14 +103,14 @@ class RagPipeline:
 
     def index_paths(
         self, paths: Sequence[Path | str], prune: bool = False, rebuild: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None, embed=None,
     ) -> UpdateReport:
         """Index ``paths`` into a new version of the index and switch to it. Questions go on
         being answered from the current version meanwhile: reading, embedding, writing and
         loading the new version hold only the writers' locks (this pipeline's, and the store's
         lock file against other programs); the readers' lock is held only to swap it in."""
         with self._write_lock:
-            report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress)
+            report = self.store.update(collect(paths), prune=prune, rebuild=rebuild, progress=progress, embed=embed)
             index = self.store.load()
             stats = Statistics(index)
             speller = None

@@ -7,6 +7,7 @@ eval/data/qa.jsonl, so its numbers for that chain are in-sample."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +19,37 @@ DATA_DIR = PROJECT_ROOT / "data"  # build output and uploads (gitignored), never
 
 def default_index_dir() -> Path:
     return Path(os.environ.get("RAG_INDEX_DIR", DATA_DIR / "index"))
+
+
+# storage backend (index/backends.py): FAISS + bm25s in a directory, or Milvus (Lite by file path,
+# a server or cluster by http:// URI); read from the environment when a pipeline opens its store
+BACKENDS = ("faiss", "milvus")
+
+
+def backend() -> str:
+    return os.environ.get("RAG_BACKEND", "faiss")
+
+
+def milvus_uri() -> str:
+    return os.environ.get("RAG_MILVUS_URI", str(DATA_DIR / "milvus.db"))
+
+
+def milvus_collection_for(index_dir: Path) -> str:
+    """The collection-name prefix of the index that ``index_dir`` names (``data/index`` ->
+    ``newsrag_data_index``), unless ``RAG_MILVUS_COLLECTION`` sets one."""
+    if os.environ.get("RAG_MILVUS_COLLECTION"):
+        return os.environ["RAG_MILVUS_COLLECTION"]
+    index_dir = Path(index_dir)
+    return "newsrag_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{index_dir.parent.name}_{index_dir.name}")
+
+
+# ingest on Ray (index/ray_ingest.py): RAY_ADDRESS (Ray's own variable) points it at a cluster
+RAY_BATCH_ARTICLES = 16  # articles per map_batches call of an encoder worker
+
+
+def ray_workers() -> int:
+    """Encoder actors (one model each); ``RAG_RAY_WORKERS``, default 2."""
+    return int(os.environ.get("RAG_RAY_WORKERS", "2"))
 
 
 def uploads_dir_for(index_dir: Path) -> Path:

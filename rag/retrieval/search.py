@@ -18,7 +18,7 @@ from rag.question.analysis import OPERATION, Question, content_terms, core_text
 from rag.question.answer_types import has_answer_type, stem, stems
 from rag.question.periods import in_part, multi_period, period_parts, period_scores
 from index.lexical import bm25_tokenize
-from index.store import Index, sentence_key
+from index.first_stage import SearchIndex as Index
 from rag.retrieval.scoring import FEATURES, Candidate, LinearScorer, bigram_share, feature_matrix, has_quote
 from rag.types import Article, Passage
 
@@ -157,48 +157,10 @@ def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
     return fused
 
 
-def _faiss_search(index, qv: np.ndarray, k: int, allowed: np.ndarray | None):
-    """Top-``k`` (id, score) of a ``VectorIndex`` (Flat or HNSW); with ``allowed`` the filter
-    runs inside the search, and ``min(k, live allowed ids)`` results come back."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)  # one query: threads only add start-up and contention
-    if allowed is not None and len(allowed) == 0:
-        return []
-    k = min(k, index.ntotal if allowed is None else min(len(allowed), index.ntotal))
-    if k <= 0:
-        return []
-    scores, ids = index.search(qv[None, :].astype(np.float32), k, allowed_ids=allowed)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-
-def _restrict(index: Index, docs: frozenset[str]):
-    """What a search limited to ``docs`` may return: chunk ids, sentence keys, a BM25 weight mask."""
-    chunk_ids = np.array([cid for cid, c in index.chunks.items() if c.doc_id in docs], dtype=np.int64)
-    sent_keys = np.array(
-        [sentence_key(index.doc_seq[d], i) for d in docs for i in range(len(index.articles[d].sentences))],
-        dtype=np.int64,
-    )
-    ok = set(chunk_ids.tolist())
-    bm25_mask = np.array([1.0 if cid in ok else 0.0 for cid in index.bm25_ids], dtype=np.float32)
-    return chunk_ids, sent_keys, bm25_mask
-
-
 def _bm25_terms(question: Question) -> list[str]:
     """The question's BM25 tokens (empty when it has none), tokenized once per question."""
     toks = bm25_tokenize([question.search_text])
     return list(toks.vocab) if toks.vocab and any(len(t) for t in toks.ids) else []
-
-
-def _bm25_search(index: Index, terms: list[str], n: int, mask: np.ndarray | None) -> list[int]:
-    """Chunk ids by BM25 score of the question's ``terms`` (only those with a positive score)."""
-    if index.bm25 is None or not terms:
-        return []
-    k = min(n, len(index.bm25_ids) if mask is None else int(mask.sum()))
-    if k <= 0:
-        return []
-    res, sc = index.bm25.retrieve([terms], k=k, show_progress=False, weight_mask=mask)
-    return [index.bm25_ids[int(i)] for i, s in zip(res[0], sc[0]) if s > 0]
 
 
 def retrieve(
@@ -220,19 +182,18 @@ def retrieve(
                     else frozenset(index.articles))
     if not allowed_docs:
         return Retrieval(question, (), (), allowed_docs)
-    chunk_allowed, sent_allowed, bm25_mask = _restrict(index, allowed_docs) if filters.active else (None, None, None)
+    docs = allowed_docs if filters.active else None
+    where = filters if filters.active else None
 
     n = C.CANDIDATES
-    dense = _faiss_search(index.chunk_index, qv, n, chunk_allowed)
-    sent_hits = _faiss_search(index.sentence_index, qv, n, sent_allowed)
+    dense = index.search_chunks(qv, n, docs, where)
+    sent_hits = index.search_sentences(qv, n, docs, where)
     bm25_terms = _bm25_terms(question)
-    bm25_rank = _bm25_search(index, bm25_terms, n, bm25_mask)
+    bm25_rank = index.search_bm25(bm25_terms, n, docs, where)
     # sentence hits vote for the chunks that hold them
-    seq_doc = {s: d for d, s in index.doc_seq.items()}
     sent_dense: dict[tuple[str, int], float] = {}
     sent_chunk_rank: list[int] = []
-    for key, s in sent_hits:
-        d, i = seq_doc[key >> 24], key & ((1 << 24) - 1)
+    for d, i, s in sent_hits:
         sent_dense[(d, i)] = s
         for cid in index.chunks_by_doc.get(d, ()):
             if i in index.chunks[cid].sentences and cid not in sent_chunk_rank:
@@ -245,10 +206,9 @@ def retrieve(
             docs = frozenset(d for d in allowed_docs if in_part(part, index.articles[d]))
             if not docs:
                 continue
-            _, part_sents, part_mask = _restrict(index, docs)
-            for key, s in _faiss_search(index.sentence_index, qv, C.PART_CANDIDATES, part_sents):
-                sent_dense.setdefault((seq_doc[key >> 24], key & ((1 << 24) - 1)), s)
-            part_chunks += _bm25_search(index, bm25_terms, C.HEAD_PER_LIST, part_mask)
+            for d, i, s in index.search_sentences(qv, C.PART_CANDIDATES, docs):
+                sent_dense.setdefault((d, i), s)
+            part_chunks += index.search_bm25(bm25_terms, C.HEAD_PER_LIST, docs)
     # period awareness: articles that match the named period rank first
     periods = period_scores(question, [index.articles[d] for d in allowed_docs])
     for cid in fused:

@@ -306,7 +306,7 @@ def sentence_keys_of(ix, source):
 
 
 def test_store_past_the_threshold_builds_hnsw_and_round_trips(tmp_path, articles_copy, small_flat_max, hnsw_corpus):
-    from rag.retrieval.search import _faiss_search
+    from index.first_stage import faiss_search as _faiss_search
     from index.store import sentence_key
 
     emb = HashEmbedder(64)
@@ -365,7 +365,7 @@ def test_store_past_the_threshold_builds_hnsw_and_round_trips(tmp_path, articles
 
 
 def test_hnsw_store_update_and_prune_leave_no_stale_vectors(tmp_path, small_flat_max, hnsw_corpus):
-    from rag.retrieval.search import _faiss_search
+    from index.first_stage import faiss_search as _faiss_search
 
     emb = HashEmbedder(64)
     st = IndexStore(tmp_path / "idx", emb)
@@ -429,7 +429,8 @@ def test_hnsw_store_update_and_prune_leave_no_stale_vectors(tmp_path, small_flat
 @pytest.mark.parametrize("walk", [False, True], ids=["exact-candidates", "graph-walk"])
 def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hnsw_corpus, flat_max, walk):
     import index.vector_index as vi
-    from rag.retrieval.search import _faiss_search, _restrict
+    from index import first_stage
+    from index.first_stage import faiss_search as _faiss_search
 
     if flat_max:
         monkeypatch.setattr(vi, "FLAT_MAX", flat_max)
@@ -442,7 +443,7 @@ def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hn
     ix = st.load()
     assert ix.chunk_index.index_type == ("HNSW32" if flat_max else "Flat")
     docs = frozenset(ix.by_source[s] for s in ("bulletin_02.txt", "003_95e71b640879a191.txt"))
-    chunk_allowed, sent_allowed, _ = _restrict(ix, docs)
+    chunk_allowed, sent_allowed = first_stage.chunk_ids_of(ix, docs), first_stage.sentence_keys_of(ix, docs)
     # questions from articles outside the filter: the allowed ids are not the nearest ones
     for source in ("bulletin_20.txt", "000_1ac2ec0afcdbae9b.txt", "bulletin_02.txt"):
         qv = emb.embed_query(ix.chunks[chunk_ids_of(ix, source)[0]].embed_text)
@@ -460,7 +461,7 @@ def test_filtered_search_in_store_returns_only_allowed(tmp_path, monkeypatch, hn
 
 
 def test_building_after_a_query_uses_every_core(tmp_path, articles_copy):
-    from rag.retrieval.search import _faiss_search
+    from index.first_stage import faiss_search as _faiss_search
 
     store = IndexStore(tmp_path / "ix", HashEmbedder())
     store.update(collect([articles_copy]))
