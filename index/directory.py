@@ -64,7 +64,7 @@ def check_writable(index_dir: Path) -> None:
 
 @contextmanager
 def writer_lock(
-    index_dir: Path, timeout: float = C.WRITER_LOCK_TIMEOUT_S, on_wait: Callable[[str], None] | None = None
+    index_dir: Path, timeout: float = C.WRITERS.lock_timeout_s, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the exclusive writers' lock of ``index_dir``. When another writer holds it, call
     ``on_wait`` with a message and wait up to ``timeout`` seconds, then raise ``IndexBusyError``.
@@ -121,7 +121,7 @@ def recover(index_dir: Path) -> None:
     if index_dir.exists() or not (old / "manifest.json").is_file():
         return
     try:
-        with writer_lock(index_dir, timeout=C.READER_RECOVERY_WAIT_S):
+        with writer_lock(index_dir, timeout=C.WRITERS.reader_recovery_wait_s):
             if not index_dir.exists() and (old / "manifest.json").is_file():
                 os.replace(old, index_dir)
     except (IndexBusyError, OSError):

@@ -1,4 +1,5 @@
-"""Paths and the settings of the retrieval chain, each named once. The learned answerer's
+"""Paths and the settings of the retrieval chain, each named once, grouped in typed frozen
+dataclasses by the part of the chain that reads them. The learned answerer's
 parameters (weights, calibration, threshold) are not here: ``rag train`` fits them on the train
 split and chooses on dev, into ``ANSWERER_MODEL``. The hand weights and abstention thresholds
 below serve the hand-rule chain (``answerer="rules"``), kept as the comparison; they were tuned on
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +61,6 @@ def uploads_dir_for(index_dir: Path) -> Path:
     return index_dir.parent / f"{index_dir.name}-uploads"
 
 
-# index writers (index/directory.py): one at a time, through a lock file beside the index
-WRITER_LOCK_TIMEOUT_S = 600.0  # a second writer waits this long for the first, then gives up
-READER_RECOVERY_WAIT_S = 10.0  # a reader that finds a swap half done waits this long for its writer
-
 # the learned answerer (rag train writes it; rag/answering/model.py reads it)
 ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
 # the short-answer span scorer (python -m eval.train_span: fitted on train, chosen on dev)
@@ -71,26 +69,65 @@ ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a compa
 
 MAX_QUESTION_CHARS = 2000
 CORRECT_SPELLING = True  # question words the corpus lacks are read as the nearest corpus word (rag/question/spelling.py)
+DEFAULT_K = 5  # passages returned with an answer
 
-# first stage
-CANDIDATES = 30  # per retriever (dense chunks, BM25 chunks, dense sentences)
-RRF_K = 60
-# second stage: sentence score = weights · features
-SENTENCE_CANDIDATE_CHUNKS = 12
-PART_CANDIDATES = 10  # dense sentences searched within each period of a multi-period question
-HEAD_PER_LIST = 3  # the top chunks of each first-stage list always reach the sentence stage
-W_DENSE = 1.0  # cosine(question, sentence)
-W_LEXICAL = 0.4  # IDF-weighted share of question terms in the sentence
-W_CONTEXT = 0.5  # IDF-weighted share of question terms in the sentence's neighbourhood and title
-W_CHUNK = 0.1  # fused first-stage score of the chunk holding the sentence, relative to the best
-W_PERIOD = 0.5  # the article matches the period the question names
-W_TYPE = 0.15  # the sentence holds an answer of the asked type
-DEFAULT_K = 5
 
-# abstention
-MULTI_MIN_SHARE = 0.8  # an added article's evidence scores at least this share of the best
-TYPE_MARGIN = 0.35
-TYPE_MIN_LEXICAL_SHARE = 0.5  # ... and keeps at least this share of the best sentence's term overlap  # a lower sentence holding the asked type replaces the best one within this margin
-MIN_COVERAGE = 0.5  # IDF-weighted share of the question's terms found in the evidence's article
-MIN_DENSE = 0.15  # cosine of the best evidence sentence
-MIN_SCORE = 0.75  # sentence score of the best evidence
+@dataclass(frozen=True)
+class Writers:
+    """Index writers (index/directory.py): one at a time, through a lock file beside the index."""
+
+    lock_timeout_s: float = 600.0  # a second writer waits this long for the first, then gives up
+    reader_recovery_wait_s: float = 10.0  # a reader that finds a swap half done waits this long for its writer
+
+
+@dataclass(frozen=True)
+class Search:
+    """The first stage (rag/retrieval/search.py) and how many chunks reach the sentence stage."""
+
+    candidates: int = 30  # per retriever (dense chunks, BM25 chunks, dense sentences)
+    rrf_k: int = 60  # reciprocal rank fusion: 1 / (rrf_k + rank)
+    sentence_candidate_chunks: int = 12  # the best fused chunks whose sentences are scored
+    part_candidates: int = 10  # dense sentences searched within each period of a multi-period question
+    head_per_list: int = 3  # the top chunks of each first-stage list always reach the sentence stage
+
+
+@dataclass(frozen=True)
+class LearnedDecision:
+    """The learned answerer's fixed choices (its weights, calibration and threshold are fitted:
+    ``ANSWERER_MODEL``)."""
+
+    extra_min_prob: float = 0.5  # a further period's sentence is cited when it is more likely evidence than not
+    max_margin: float = 4.0  # the confidence's margin over the best sentence elsewhere is capped here
+
+
+@dataclass(frozen=True)
+class HandWeights:
+    """The hand-rule chain's sentence score = weights · features (tuned on eval/data/qa.jsonl:
+    in-sample there). The learned answerer does not use them."""
+
+    dense: float = 1.0  # cosine(question, sentence)
+    lexical: float = 0.4  # IDF-weighted share of question terms in the sentence
+    context: float = 0.5  # IDF-weighted share of question terms in the sentence's neighbourhood and title
+    chunk: float = 0.1  # fused first-stage score of the chunk holding the sentence, relative to the best
+    period: float = 0.5  # the article matches the period the question names (also a fused-score bonus)
+    typed: float = 0.15  # the sentence holds an answer of the asked type
+
+
+@dataclass(frozen=True)
+class HandAbstention:
+    """When the hand-rule chain abstains and what else it cites (tuned on eval/data/qa.jsonl)."""
+
+    multi_min_share: float = 0.8  # an added article's evidence scores at least this share of the best
+    type_margin: float = 0.35  # a lower sentence holding the asked type replaces the best one within this margin
+    type_min_lexical_share: float = 0.5  # ... and keeps at least this share of the best sentence's term overlap
+    extra_share: float = 0.85  # a further sentence of the best article is cited from this share of the best score
+    min_coverage: float = 0.5  # IDF-weighted share of the question's terms found in the evidence's article
+    min_dense: float = 0.15  # cosine of the best evidence sentence
+    min_score: float = 0.75  # sentence score of the best evidence
+
+
+WRITERS = Writers()
+SEARCH = Search()
+LEARNED = LearnedDecision()
+HAND_WEIGHTS = HandWeights()
+HAND_ABSTENTION = HandAbstention()

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag import settings as C
 from rag.answering.model import Answerer, confidence_inputs, rival_logit
 from rag.question.periods import in_part, multi_period, period_parts
 from rag.retrieval.scoring import sigmoid
 from rag.retrieval.search import Retrieval, ScoredSentence
 from index.store import Index
 
-EXTRA_MIN_PROB = 0.5  # a further period's sentence is cited when it is more likely evidence than not
 USE_ATTRIBUTION = True  # cite the neighbour holding the asked type (dev ablation: docs/answerer.md)
 
 
@@ -70,7 +70,7 @@ def period_evidence(retrieval: Retrieval, index: Index, best: ScoredSentence) ->
         return out
     for part in period_parts(q):
         pool = [s for s in retrieval.sentences if in_part(part, index.articles[s.doc_id])]
-        if pool and pool[0] is not best and pool[0] not in out and _prob(pool[0]) >= EXTRA_MIN_PROB:
+        if pool and pool[0] is not best and pool[0] not in out and _prob(pool[0]) >= C.LEARNED.extra_min_prob:
             out.append(pool[0])
     return out
 

@@ -208,7 +208,7 @@ def _per_period(retrieval: Retrieval, index: Index, best: ScoredSentence) -> lis
         pool = [s for s in retrieval.sentences if in_part(part, index.articles[s.doc_id])]
         if strict:
             pool = [s for s in pool if s.typed]
-        if pool and pool[0].score >= C.MULTI_MIN_SHARE * best.score and pool[0] not in out:
+        if pool and pool[0].score >= C.HAND_ABSTENTION.multi_min_share * best.score and pool[0] not in out:
             out.append(pool[0])
     return out or [best]
 
@@ -218,7 +218,7 @@ def _other_articles(retrieval: Retrieval, best: ScoredSentence) -> list[ScoredSe
     two other articles that score nearly as well."""
     out = [best]
     for s in retrieval.sentences[:8]:
-        if s.typed and s.doc_id not in {e.doc_id for e in out} and s.score >= C.MULTI_MIN_SHARE * best.score:
+        if s.typed and s.doc_id not in {e.doc_id for e in out} and s.score >= C.HAND_ABSTENTION.multi_min_share * best.score:
             out.append(s)
         if len(out) == 3:
             break
@@ -250,7 +250,7 @@ def _premise_flip(q: Question, top: list[ScoredSentence], best: ScoredSentence, 
     if not verbs or not (_WHY_PREMISE.search(q.text) or q.qtype in ("why", "what")):
         return None
     for s in top[:5]:
-        if s.score < best.score - C.TYPE_MARGIN:
+        if s.score < best.score - C.HAND_ABSTENTION.type_margin:
             break
         text = index.articles[s.doc_id].text[s.start : s.end].lower()
         if any(neg in text for v in verbs for neg in PREMISE_FLIPS[v]) and s.lexical > 0:
@@ -285,28 +285,28 @@ def decide(retrieval: Retrieval, stats: Statistics, index: Index) -> Decision:
                 best = top[0] = wider
         # a sentence holding the asked type may replace the best one only when it is close in
         # score and shares a fair part of the question's words
-        typed = [s for s in top if s.typed and s.lexical >= C.TYPE_MIN_LEXICAL_SHARE * best.lexical]
+        typed = [s for s in top if s.typed and s.lexical >= C.HAND_ABSTENTION.type_min_lexical_share * best.lexical]
         if q.qtype in STRICT_TYPES and not (best.typed and typed and typed[0] is best):
-            close = [s for s in typed if s.score >= best.score - C.TYPE_MARGIN]
+            close = [s for s in typed if s.score >= best.score - C.HAND_ABSTENTION.type_margin]
             if close:
                 best = close[0]
             elif not best.typed:
                 return Decision(True, f"no passage close to the question holds a {q.qtype} answer", ())
-        if best.dense < C.MIN_DENSE or best.score < C.MIN_SCORE:
+        if best.dense < C.HAND_ABSTENTION.min_dense or best.score < C.HAND_ABSTENTION.min_score:
             return Decision(True, f"the closest passage is weak (score {best.score:.2f})", ())
     evidence = [best]
     if q.multi and reason is None:
         evidence = _per_period(retrieval, index, best) if multi_period(q) else _other_articles(retrieval, best)
     elif q.is_list and reason is None:
         for s in typed or top:
-            if s is not best and s.score >= 0.85 * best.score:
+            if s is not best and s.score >= C.HAND_ABSTENTION.extra_share * best.score:
                 evidence.append(s)
                 break
     missing = missing_names(q, stats, evidence)
     if missing:
         return Decision(True, f"the articles do not mention {', '.join(missing)}", ())
     cov = coverage(q, stats, evidence)
-    if cov < C.MIN_COVERAGE:
+    if cov < C.HAND_ABSTENTION.min_coverage:
         return Decision(True, f"the articles do not mention enough of the question ({cov:.0%})", ())
     return Decision(False, reason, tuple(evidence))
 

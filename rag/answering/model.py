@@ -28,7 +28,6 @@ MODEL_FORMAT = 2
 # what the calibrated confidence of an answer is computed from: the best sentence's log-odds, its
 # margin over the best sentence elsewhere, and the best sentence's own features
 CONFIDENCE_FEATURES = ("top_logit", "margin", *FEATURES)
-MAX_MARGIN = 4.0
 
 
 def rival_logit(top: tuple[str, int], ranked) -> float | None:
@@ -40,9 +39,9 @@ def rival_logit(top: tuple[str, int], ranked) -> float | None:
 
 
 def confidence_inputs(top_logit: float, second_logit: float | None, features) -> list[float]:
-    """``CONFIDENCE_FEATURES`` of an answer (the margin is capped at ``MAX_MARGIN``, which it also
+    """``CONFIDENCE_FEATURES`` of an answer (the margin is capped at ``settings.LEARNED.max_margin``, which it also
     is when no other sentence competes)."""
-    margin = min(top_logit - second_logit, MAX_MARGIN) if second_logit is not None else MAX_MARGIN
+    margin = min(top_logit - second_logit, C.LEARNED.max_margin) if second_logit is not None else C.LEARNED.max_margin
     return [top_logit, margin, *features]
 
 

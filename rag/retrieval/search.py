@@ -136,8 +136,8 @@ def rarest_missing(terms: list[str], present: frozenset[str] | set[str], stats: 
 HAND_SCORER = LinearScorer(
     mean=np.zeros(len(FEATURES), dtype=np.float32),
     scale=np.ones(len(FEATURES), dtype=np.float32),
-    coef=np.array([{"dense": C.W_DENSE, "lexical": C.W_LEXICAL, "context": C.W_CONTEXT, "chunk": C.W_CHUNK,
-                    "period": C.W_PERIOD, "typed": C.W_TYPE}.get(f, 0.0) for f in FEATURES], dtype=np.float32),
+    coef=np.array([{"dense": C.HAND_WEIGHTS.dense, "lexical": C.HAND_WEIGHTS.lexical, "context": C.HAND_WEIGHTS.context, "chunk": C.HAND_WEIGHTS.chunk,
+                    "period": C.HAND_WEIGHTS.period, "typed": C.HAND_WEIGHTS.typed}.get(f, 0.0) for f in FEATURES], dtype=np.float32),
     intercept=0.0,
 )
 
@@ -149,7 +149,7 @@ def scoring_terms(question: Question) -> list[str]:
     return list(dict.fromkeys(stem(t) for t in content_terms(core_text(question))))
 
 
-def _rrf(rankings: list[list[int]], k: int = C.RRF_K) -> dict[int, float]:
+def _rrf(rankings: list[list[int]], k: int = C.SEARCH.rrf_k) -> dict[int, float]:
     fused: dict[int, float] = {}
     for ranking in rankings:
         for r, cid in enumerate(ranking):
@@ -185,7 +185,7 @@ def retrieve(
     docs = allowed_docs if filters.active else None
     where = filters if filters.active else None
 
-    n = C.CANDIDATES
+    n = C.SEARCH.candidates
     dense = index.search_chunks(qv, n, docs, where)
     sent_hits = index.search_sentences(qv, n, docs, where)
     bm25_terms = _bm25_terms(question)
@@ -206,13 +206,13 @@ def retrieve(
             docs = frozenset(d for d in allowed_docs if in_part(part, index.articles[d]))
             if not docs:
                 continue
-            for d, i, s in index.search_sentences(qv, C.PART_CANDIDATES, docs):
+            for d, i, s in index.search_sentences(qv, C.SEARCH.part_candidates, docs):
                 sent_dense.setdefault((d, i), s)
-            part_chunks += index.search_bm25(bm25_terms, C.HEAD_PER_LIST, docs)
+            part_chunks += index.search_bm25(bm25_terms, C.SEARCH.head_per_list, docs)
     # period awareness: articles that match the named period rank first
     periods = period_scores(question, [index.articles[d] for d in allowed_docs])
     for cid in fused:
-        fused[cid] += periods[index.chunks[cid].doc_id] * C.W_PERIOD / (C.RRF_K + 1)
+        fused[cid] += periods[index.chunks[cid].doc_id] * C.HAND_WEIGHTS.period / (C.SEARCH.rrf_k + 1)
     ranked = sorted(fused, key=fused.get, reverse=True)
     best = fused[ranked[0]] if ranked else 1.0
 
@@ -221,8 +221,8 @@ def retrieve(
     cand: dict[tuple[str, int], int] = {}
     # the fused top, plus the head of each list: RRF dilutes a strong lexical hit when the two
     # dense lists agree with each other
-    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.HEAD_PER_LIST]] + part_chunks
-    for cid in list(dict.fromkeys(ranked[: C.SENTENCE_CANDIDATE_CHUNKS] + heads)):
+    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.SEARCH.head_per_list]] + part_chunks
+    for cid in list(dict.fromkeys(ranked[: C.SEARCH.sentence_candidate_chunks] + heads)):
         for i in index.chunks[cid].sentences:
             cand.setdefault((index.chunks[cid].doc_id, i), cid)
     for (d, i), _ in sent_dense.items():
@@ -234,7 +234,7 @@ def retrieve(
     for d, i in cand:
         by_doc.setdefault(d, []).append(i)
     rank_of = {cid: r for r, cid in enumerate(ranked)}
-    bm25_head = set(bm25_rank[: C.HEAD_PER_LIST])
+    bm25_head = set(bm25_rank[: C.SEARCH.head_per_list])
     name_stems = [stem(n.lower()) for n in question.names if n.lower() not in question.period_words]
     q_seq = lexical.terms(core_text(question))
     sent_rank = {key: r for r, key in enumerate(sent_dense)}

@@ -194,7 +194,7 @@ def test_milvus_hybrid_search_is_the_chains_fusion_of_dense_and_bm25(tmp_path, a
     st.update(collect([articles_copy]))
     ix = st.load()
     qv, terms = HashEmbedder().embed_query("rockets fired at Tel Aviv"), ["rocket", "fire", "tel", "aviv"]
-    hybrid = ix.hybrid_chunks(qv, terms, 20, C.RRF_K)
+    hybrid = ix.hybrid_chunks(qv, terms, 20, C.SEARCH.rrf_k)
     fused = _rrf([[c for c, _ in ix.search_chunks(qv, 20)], ix.search_bm25(terms, 20)])
     assert [c for c, _ in hybrid] and {c: round(s, 5) for c, s in hybrid} == {
         c: round(s, 5) for c, s in sorted(fused.items(), key=lambda kv: -kv[1])[:20]}

@@ -3,6 +3,8 @@ work, stale builds of a killed writer removed, recovery only under the writers' 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import os
 import struct
@@ -11,6 +13,7 @@ import time
 
 import pytest
 
+from rag import settings as C
 from index import directory
 from index.embed import HashEmbedder
 from index.ingest import collect
@@ -151,7 +154,7 @@ def test_a_reader_does_not_undo_a_swap_under_way(tmp_path, monkeypatch):
     src = write_articles(tmp_path / "src", "s", 2)
     idx = tmp_path / "idx"
     IndexStore(idx, HashEmbedder()).update(collect([src]))
-    monkeypatch.setattr("rag.settings.READER_RECOVERY_WAIT_S", 0.2)
+    monkeypatch.setattr("rag.settings.WRITERS", replace(C.WRITERS, reader_recovery_wait_s=0.2))
     with directory.writer_lock(idx):
         os.replace(idx, directory.old_path(idx))  # the writer's first rename
         assert not IndexStore(idx, HashEmbedder()).exists()
