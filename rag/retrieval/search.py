@@ -163,6 +163,25 @@ def _bm25_terms(question: Question) -> list[str]:
     return list(toks.vocab) if toks.vocab and any(len(t) for t in toks.ids) else []
 
 
+@dataclass
+class FirstStage:
+    """What the first stage found: each list's ranking, the fused chunk scores (with the period
+    bonus), the dense sentence hits, and the period score of every allowed article."""
+
+    dense: list[int]  # chunk ids by dense score
+    bm25: list[int]  # chunk ids by BM25
+    sentence_chunks: list[int]  # chunks in the order of their best dense sentence hit
+    sentence_hits: dict[tuple[str, int], float]  # (doc_id, sentence index) -> cosine, best first
+    part_chunks: list[int]  # the BM25 head of each period of a multi-period question
+    fused: dict[int, float]
+    ranked: list[int]  # chunk ids by fused score
+    periods: dict[str, float]
+
+    @property
+    def best(self) -> float:
+        return self.fused[self.ranked[0]] if self.ranked else 1.0
+
+
 def retrieve(
     index: Index,
     stats: Statistics,
@@ -175,16 +194,37 @@ def retrieve(
 ) -> Retrieval:
     """``qv`` embeds the question without its period phrases (``core_text``); ``qv_tuned`` is the
     question adapter's vector of the same text, when there is one. ``scorer`` turns each
-    candidate sentence's features into its score (default: the hand weights)."""
+    candidate sentence's features into its score (default: the hand weights). Three stages:
+    first-stage search and fusion over chunks, the sentences of the best chunks scored, and the
+    passages ordered by their best sentence."""
     if k < 1:
         raise BadInputError(f"k must be at least 1. Currently, k is {k}")
     allowed_docs = (frozenset(d for d, a in index.articles.items() if filters.allows(a)) if filters.active
                     else frozenset(index.articles))
     if not allowed_docs:
         return Retrieval(question, (), (), allowed_docs)
+    fs = first_stage(index, question, qv, allowed_docs, filters)
+    cand = candidate_sentences(index, fs)
+    keys, cands = sentence_candidates(index, stats, question, qv, qv_tuned, fs, cand)
+    X = feature_matrix(cands)
+    logits = (scorer or HAND_SCORER).logits(X)
+    scored: list[ScoredSentence] = []
+    for (d, i), c, x, z in zip(keys, cands, X, logits):
+        sp = index.articles[d].sentences[i]
+        scored.append(ScoredSentence(d, i, sp.start, sp.end, float(z), c.dense, c.lexical, c.context, c.period,
+                                     c.typed, cand[(d, i)], tuple(float(v) for v in x)))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    scored = in_named_period(index, question, scored, fs.periods)
+    return Retrieval(question, tuple(passages_of(index, question, scored, fs, k)), tuple(scored), allowed_docs)
+
+
+def first_stage(index: Index, question: Question, qv: np.ndarray, allowed_docs: frozenset[str],
+                filters: Filters) -> FirstStage:
+    """Dense chunks, BM25 chunks and dense sentences, fused by reciprocal rank; the articles of
+    the period the question names get a bonus, and each period of a multi-period question its
+    own best hits."""
     docs = allowed_docs if filters.active else None
     where = filters if filters.active else None
-
     n = C.SEARCH.candidates
     dense = index.search_chunks(qv, n, docs, where)
     sent_hits = index.search_sentences(qv, n, docs, where)
@@ -214,30 +254,40 @@ def retrieve(
     for cid in fused:
         fused[cid] += periods[index.chunks[cid].doc_id] * C.HAND_WEIGHTS.period / (C.SEARCH.rrf_k + 1)
     ranked = sorted(fused, key=fused.get, reverse=True)
-    best = fused[ranked[0]] if ranked else 1.0
+    return FirstStage([c for c, _ in dense], bm25_rank, sent_chunk_rank, sent_dense, part_chunks, fused, ranked, periods)
 
-    # second stage: score the sentences of the top chunks
-    q_terms = scoring_terms(question)
+
+def candidate_sentences(index: Index, fs: FirstStage) -> dict[tuple[str, int], int]:
+    """(doc_id, sentence index) -> the chunk it is scored with: the sentences of the fused top
+    chunks, of the head of each list (RRF dilutes a strong lexical hit when the two dense lists
+    agree with each other), and the dense sentence hits."""
     cand: dict[tuple[str, int], int] = {}
-    # the fused top, plus the head of each list: RRF dilutes a strong lexical hit when the two
-    # dense lists agree with each other
-    heads = [c for lst in ([c for c, _ in dense], bm25_rank, sent_chunk_rank) for c in lst[: C.SEARCH.head_per_list]] + part_chunks
-    for cid in list(dict.fromkeys(ranked[: C.SEARCH.sentence_candidate_chunks] + heads)):
+    heads = [c for lst in (fs.dense, fs.bm25, fs.sentence_chunks) for c in lst[: C.SEARCH.head_per_list]] + fs.part_chunks
+    for cid in list(dict.fromkeys(fs.ranked[: C.SEARCH.sentence_candidate_chunks] + heads)):
         for i in index.chunks[cid].sentences:
             cand.setdefault((index.chunks[cid].doc_id, i), cid)
-    for (d, i), _ in sent_dense.items():
+    for (d, i), _ in fs.sentence_hits.items():
         if (d, i) not in cand:
             cid = next((c for c in index.chunks_by_doc[d] if i in index.chunks[c].sentences), None)
             if cid is not None:
                 cand[(d, i)] = cid
+    return cand
+
+
+def sentence_candidates(index: Index, stats: Statistics, question: Question, qv: np.ndarray,
+                        qv_tuned: np.ndarray | None, fs: FirstStage,
+                        cand: dict[tuple[str, int], int]) -> tuple[list[tuple[str, int]], list[Candidate]]:
+    """The features of every candidate sentence (``scoring.FEATURES``), with its key."""
     by_doc: dict[str, list[int]] = {}
     for d, i in cand:
         by_doc.setdefault(d, []).append(i)
-    rank_of = {cid: r for r, cid in enumerate(ranked)}
-    bm25_head = set(bm25_rank[: C.SEARCH.head_per_list])
+    q_terms = scoring_terms(question)
+    rank_of = {cid: r for r, cid in enumerate(fs.ranked)}
+    bm25_head = set(fs.bm25[: C.SEARCH.head_per_list])
     name_stems = [stem(n.lower()) for n in question.names if n.lower() not in question.period_words]
     q_seq = lexical.terms(core_text(question))
-    sent_rank = {key: r for r, key in enumerate(sent_dense)}
+    sent_rank = {key: r for r, key in enumerate(fs.sentence_hits)}
+    best = fs.best
     keys: list[tuple[str, int]] = []
     cands: list[Candidate] = []
     for d, idxs in by_doc.items():
@@ -266,10 +316,10 @@ def retrieve(
                 article_coverage=art_cov,
                 names_sentence=sum(n in sent_stems for n in name_stems) / len(name_stems) if name_stems else 1.0,
                 names_article=names_art,
-                chunk=fused.get(cid, 0.0) / best,
-                chunk_rank=rank_of.get(cid, len(ranked)),
+                chunk=fs.fused.get(cid, 0.0) / best,
+                chunk_rank=rank_of.get(cid, len(fs.ranked)),
                 bm25_head=cid in bm25_head,
-                period=periods[d],
+                period=fs.periods[d],
                 typed=has_answer_type(question.qtype, text, question, sent_stems),
                 qtype=question.qtype,
                 bigrams=bigram_share(q_seq, lexical.terms(text)),
@@ -281,38 +331,42 @@ def retrieve(
                 sentences=n_sent,
                 words=len(text.split()),
             ))
-    X = feature_matrix(cands)
-    logits = (scorer or HAND_SCORER).logits(X)
-    scored: list[ScoredSentence] = []
-    for (d, i), c, x, z in zip(keys, cands, X, logits):
-        sp = index.articles[d].sentences[i]
-        scored.append(ScoredSentence(d, i, sp.start, sp.end, float(z), c.dense, c.lexical, c.context, c.period,
-                                     c.typed, cand[(d, i)], tuple(float(v) for v in x)))
-    scored.sort(key=lambda s: s.score, reverse=True)
-    # a question that names a period is answered from the dated articles of that period only
-    # (also when a filter left no article of that period: then only sentences stating it qualify);
-    # an undated article cannot be placed outside the period, so it stays
-    top_period = max(periods.values(), default=0.0)
-    if question.years or question.months or question.operations:
-        cues = [str(y) for y in question.years] + [op.lower() for op in question.operations]
-        scored = [
-            s for s in scored
-            if (top_period > 0 and s.period >= top_period)
-            or index.articles[s.doc_id].date is None
-            or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
-        ]
+    return keys, cands
 
-    # passages: chunks ranked by their best sentence, then by fused score
+
+def in_named_period(index: Index, question: Question, scored: list[ScoredSentence],
+                    periods: dict[str, float]) -> list[ScoredSentence]:
+    """A question that names a period is answered from the dated articles of that period only
+    (also when a filter left no article of that period: then only sentences stating it qualify);
+    an undated article cannot be placed outside the period, so it stays."""
+    if not (question.years or question.months or question.operations):
+        return scored
+    top_period = max(periods.values(), default=0.0)
+    cues = [str(y) for y in question.years] + [op.lower() for op in question.operations]
+    return [
+        s for s in scored
+        if (top_period > 0 and s.period >= top_period)
+        or index.articles[s.doc_id].date is None
+        or any(c in index.articles[s.doc_id].text[s.start : s.end].lower() for c in cues)
+    ]
+
+
+def passages_of(index: Index, question: Question, scored: list[ScoredSentence], fs: FirstStage,
+                k: int) -> list[Passage]:
+    """The top ``k`` chunks ranked by their best sentence, then by fused score; passages of
+    other periods go last, and a question about several periods (or articles) gets them in turn."""
     chunk_best: dict[int, float] = {}
     for s in scored:
         chunk_best.setdefault(s.chunk_id, s.score)
         for cid in index.chunks_by_doc[s.doc_id]:
             if s.index in index.chunks[cid].sentences:
                 chunk_best[cid] = max(chunk_best.get(cid, -1e9), s.score)
-    order = sorted(chunk_best, key=lambda c: (chunk_best[c], fused.get(c, 0.0)), reverse=True)
-    for cid in ranked:
+    order = sorted(chunk_best, key=lambda c: (chunk_best[c], fs.fused.get(c, 0.0)), reverse=True)
+    for cid in fs.ranked:
         if cid not in chunk_best:
             order.append(cid)
+    periods = fs.periods
+    top_period = max(periods.values(), default=0.0)
     if top_period > 0:  # passages of other periods go last
         order = [c for c in order if periods[index.chunks[c].doc_id] >= top_period] + [
             c for c in order if periods[index.chunks[c].doc_id] < top_period
@@ -328,8 +382,6 @@ def retrieve(
         lists = list(groups.values())
         rr = [lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst)]
         order = list(dict.fromkeys(rr)) + [c for c in order if c not in set(rr)]
-    passages = []
-    for r, cid in enumerate(order[:k]):
-        c = index.chunks[cid]
-        passages.append(Passage(r + 1, c.doc_id, c.source, c.start, c.end, c.text, round(chunk_best.get(cid, 0.0), 4)))
-    return Retrieval(question, tuple(passages), tuple(scored), allowed_docs)
+    return [Passage(r + 1, index.chunks[cid].doc_id, index.chunks[cid].source, index.chunks[cid].start,
+                    index.chunks[cid].end, index.chunks[cid].text, round(chunk_best.get(cid, 0.0), 4))
+            for r, cid in enumerate(order[:k])]
