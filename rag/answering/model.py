@@ -98,12 +98,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_answerer(answerer: Answerer, path: Path) -> None:
+def write_model_json(obj: dict, path: Path) -> None:
+    """Write a model file atomically (a temporary file renamed over the old one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(answerer.to_json(), indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def save_answerer(answerer: Answerer, path: Path) -> None:
+    write_model_json(answerer.to_json(), path)
 
 
 @functools.cache

@@ -359,11 +359,9 @@ class SpanModel:
 
 
 def save_span_model(model: SpanModel, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    from rag.answering.model import write_model_json
+
+    write_model_json(model.to_json(), path)
 
 
 @functools.cache
