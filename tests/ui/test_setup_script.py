@@ -23,9 +23,9 @@ exit 0
 def _setup(tmp: Path, **env: str) -> list[str]:
     log = tmp / "calls.log"
     log.unlink(missing_ok=True)
-    e = {**os.environ, "PYTHON": str(tmp / "fakepy"), "LOG": str(log), "PATH": f"{tmp}/proj/.venv/bin:{os.environ['PATH']}",
+    base = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "EXTRAS", "FORCE")}  # CI exports EXTRAS
+    e = {**base, "PYTHON": str(tmp / "fakepy"), "LOG": str(log), "PATH": f"{tmp}/proj/.venv/bin:{os.environ['PATH']}",
          **env}
-    e.pop("VIRTUAL_ENV", None)
     subprocess.run(["bash", str(tmp / "proj" / "scripts" / "setup.sh")], env=e, check=True, capture_output=True)
     return log.read_text().splitlines() if log.exists() else []
 
