@@ -350,6 +350,9 @@ def test_accessibility_no_serious_violations(open_page, axe_js, viewport, dark):
     ask(page, Q_HEZBOLLAH, 2)
     page.locator("#nr-chat a.nr-ref").first.click()
     page.wait_for_selector("#nr-article mark#cite-span", timeout=TIMEOUT)
+    # colours are judged once no CSS transition is under way (a half-faded background is neither state)
+    page.wait_for_function("document.getAnimations().every(a => !(a instanceof CSSTransition) || a.playState !== 'running')",
+                           timeout=TIMEOUT)
     page.add_script_tag(path=str(axe_js))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
