@@ -18,6 +18,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+def as_unprivileged(cmd: list) -> list:
+    """``cmd`` run without the power to ignore file permissions (root keeps it otherwise), so
+    permission tests mean the same as root and as a user; skipped where root cannot drop it."""
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("setpriv"):
+        pytest.skip("root, and no setpriv to drop the permission override")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
+
+
 _real_connect = socket.socket.connect
 
 

@@ -102,11 +102,10 @@ def test_unusable_index_dir_fails_before_any_embedding(tmp_path, kind):
 
 def test_read_only_parent_fails_before_any_embedding(tmp_path):
     """Run without the power to ignore permissions (root has it): setpriv drops it."""
-    import shutil
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, as_unprivileged
 
     src = write_articles(tmp_path / "src", "s", 2)
     ro = tmp_path / "ro"
@@ -118,12 +117,7 @@ def test_read_only_parent_fails_before_any_embedding(tmp_path):
         "try:\n    IndexStore(sys.argv[2], HashEmbedder()).update(collect([sys.argv[1]]))\n"
         "except BadInputError as e:\n    print(e)"
     )
-    cmd = [sys.executable, "-c", code, str(src), str(ro / "idx")]
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("root, and no setpriv to drop the permission override")
-        cmd = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
-               "--inh-caps=-dac_override,-dac_read_search", *cmd]
+    cmd = as_unprivileged([sys.executable, "-c", code, str(src), str(ro / "idx")])
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     finally:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -9,7 +8,7 @@ from rag.errors import ArticleError, BadInputError, EmptyCorpusError
 from index.ingest import collect, parse_article, parse_date, read_article
 from index.sentences import split_sentences
 
-from conftest import ARTICLES
+from conftest import ARTICLES, as_unprivileged
 
 
 def by_source():
@@ -178,17 +177,6 @@ def test_symlink_loops_are_named(tmp_path):
     with pytest.raises(BadInputError, match="symlink loop"):
         collect([tmp_path / "loop.txt"])
 
-
-def as_unprivileged(cmd: list[str]) -> list[str]:
-    """``cmd`` run without the power to ignore file permissions (root keeps it otherwise)."""
-    import shutil
-
-    if os.geteuid() != 0:
-        return cmd
-    if not shutil.which("setpriv"):
-        pytest.skip("root, and no setpriv to drop the permission override")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
 
 
 def test_a_folder_that_cannot_be_entered_is_skipped(tmp_path):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ARTICLES, ROOT
+from conftest import ARTICLES, ROOT, as_unprivileged
 
 
 def rag(*args, env_index=None, timeout=300):
@@ -145,18 +145,6 @@ def test_eval_every_nth_question(built, tmp_path):
 
 # ---------- writers, unusable destinations, files that cannot be read ----------
 
-
-def as_unprivileged(cmd: list) -> list:
-    """``cmd`` without the power to ignore file permissions (root keeps it otherwise)."""
-    import os
-    import shutil
-
-    if os.geteuid() != 0:
-        return cmd
-    if not shutil.which("setpriv"):
-        pytest.skip("root, and no setpriv to drop the permission override")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
 
 
 def small_folder(d, prefix, n):
