@@ -15,18 +15,7 @@ from rag.types import Answer, Citation
 from ui.export import answer_plaintext, conversation_markdown
 from ui.inputs import FieldError, check_date, check_k, check_request
 
-STORY_A = """Harbour cranes return to Nordport
-
-By Ada Lane | June 2, 2022
-
-The port of Nordport installed four new harbour cranes on Tuesday. The cranes were built in Rotterdam.
-"""
-STORY_B = """Library reopens in Sudvale
-
-By Ben Ito | July 9, 2021
-
-The Sudvale library reopened after a two-year renovation that cost 3 million euros.
-"""
+from test_ui_app import STORY_A, STORY_B  # the same two small articles
 
 CRANES = "Where were the new harbour cranes of Nordport built?"
 
