@@ -35,6 +35,28 @@ class SearchIndex(Protocol):
     def search_sentences(self, qv: np.ndarray, n: int, docs: frozenset[str] | None = None, where=None) -> list[tuple[str, int, float]]: ...
 
 
+class IndexContents:
+    """The articles and chunks of a loaded index, the part of ``SearchIndex`` that every backend
+    holds the same way (``index.store.Index``, ``index.milvus_index.MilvusIndex``)."""
+
+    def __init__(self, path, manifest: dict, articles: list[Article], chunks: dict[int, Chunk]):
+        self.path = path
+        self.manifest = manifest
+        self.articles = {a.doc_id: a for a in articles}
+        self.by_source = {a.source: a.doc_id for a in articles}
+        self.chunks = chunks  # chunk id -> Chunk
+        self.chunks_by_doc: dict[str, list[int]] = {}
+        for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
+            self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def article(self, doc_id: str) -> Article:
+        return self.articles[doc_id]
+
+
 def faiss_search(index, qv: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """Top-``k`` (id, score) of a ``VectorIndex`` (Flat or HNSW); with ``allowed`` the filter
     runs inside the search, and ``min(k, live allowed ids)`` results come back."""

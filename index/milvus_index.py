@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.first_stage import IndexContents
 from rag.types import Article, Chunk
 
 if TYPE_CHECKING:
@@ -53,29 +54,15 @@ def filter_expr(where: Filters | None = None, docs: frozenset[str] | None = None
     return ""
 
 
-class MilvusIndex:
+class MilvusIndex(IndexContents):
     """Implements ``index.first_stage.SearchIndex`` over Milvus collections."""
 
     def __init__(self, client, names: dict[str, str], manifest: dict, articles: list[Article],
                  chunks: dict[int, Chunk], path: str):
+        super().__init__(path, manifest, articles, chunks)
         self.client = client
         self.names = names  # role ("chunks", "sentences", "articles") -> collection name
-        self.manifest = manifest
-        self.path = path
-        self.articles = {a.doc_id: a for a in articles}
-        self.by_source = {a.source: a.doc_id for a in articles}
-        self.chunks = chunks
-        self.chunks_by_doc: dict[str, list[int]] = {}
-        for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
-            self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
         self._sentences: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
-
-    @property
-    def dim(self) -> int:
-        return int(self.manifest["dim"])
-
-    def article(self, doc_id: str) -> Article:
-        return self.articles[doc_id]
 
     def sentence_vectors(self, doc_id: str, sent_indices: list[int]) -> np.ndarray:
         vecs = self._sentences.get(doc_id)

@@ -59,32 +59,19 @@ def corpus_hash(articles) -> str:
     return content_hash(*sorted(f"{a.source}:{a.doc_id}" for a in articles))
 
 
-class Index:
-    """A loaded index: articles, chunks, the two ``VectorIndex`` indexes and BM25, in memory."""
+class Index(first_stage.IndexContents):
+    """A loaded index: articles, chunks (by FAISS id), the two ``VectorIndex`` indexes and BM25,
+    in memory."""
 
     def __init__(self, path: Path, manifest: dict, articles: list[Article], chunks: dict[int, Chunk],
                  doc_seq: dict[str, int], chunk_index, sentence_index, bm25=None, bm25_ids=None):
-        self.path = path
-        self.manifest = manifest
-        self.articles = {a.doc_id: a for a in articles}
-        self.by_source = {a.source: a.doc_id for a in articles}
-        self.chunks = chunks  # FAISS id -> Chunk
+        super().__init__(path, manifest, articles, chunks)
         self.doc_seq = doc_seq  # doc_id -> sequence number used in sentence keys
         self.chunk_index = chunk_index
         self.sentence_index = sentence_index
         self.bm25 = bm25
         self.bm25_ids = bm25_ids or []
         self._seq_doc_cache: dict[int, str] | None = None
-        self.chunks_by_doc: dict[str, list[int]] = {}
-        for cid, c in sorted(chunks.items(), key=lambda kv: (kv[1].doc_id, kv[1].start)):
-            self.chunks_by_doc.setdefault(c.doc_id, []).append(cid)
-
-    @property
-    def dim(self) -> int:
-        return int(self.manifest["dim"])
-
-    def article(self, doc_id: str) -> Article:
-        return self.articles[doc_id]
 
     def sentence_vectors(self, doc_id: str, sent_indices: list[int]) -> np.ndarray:
         seq = self.doc_seq[doc_id]
