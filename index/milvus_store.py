@@ -104,6 +104,9 @@ class MilvusStore:
         return f"rebuild it with: rag index --backend milvus --milvus-uri {self.uri} --rebuild [PATH ...]"
 
     # ---------- manifest ----------
+    def check_writable(self) -> None:
+        """Nothing to check here: the Milvus server (or Milvus Lite) reports its own access."""
+
     def exists(self) -> bool:
         return self._manifest_or_none() is not None
 

@@ -112,6 +112,10 @@ class IndexStore:
             )
 
     # ---------- reading ----------
+    def check_writable(self) -> None:
+        """Fail before any work when the index directory cannot be written."""
+        directory.check_writable(self.path)
+
     def exists(self) -> bool:
         self._recover()
         return (self.path / "manifest.json").exists()
@@ -252,7 +256,7 @@ class IndexStore:
 
         Vector indexes pick their type by size (``VectorIndex``): Flat while small, HNSW32 past
         ``FLAT_MAX`` live vectors; removed articles are HNSW tombstones until a rebuild."""
-        directory.check_writable(self.path)
+        self.check_writable()
         with directory.writer_lock(self.path, on_wait=on_wait):
             directory.remove_stale_builds(self.path)
             return self._update_locked(corpus, prune, rebuild, progress, embed)

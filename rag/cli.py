@@ -52,13 +52,11 @@ def _pipeline(args, **kw):
 
 
 def cmd_index(args) -> int:
-    from index.directory import check_writable
     from index.ingest import collect
 
     p = _pipeline(args)
     store = p.store
-    if isinstance(store.path, Path):  # a FAISS directory (a Milvus server checks its own access)
-        check_writable(store.path)  # before reading or embedding anything
+    store.check_writable()  # before reading or embedding anything
     paths = args.paths or [C.BUNDLED_ARTICLES]
     embed = None
     if args.ray:  # read, clean, chunk and embed on Ray (local, or the cluster at RAY_ADDRESS)
