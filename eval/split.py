@@ -4,7 +4,7 @@ Articles joined by a multi-article question form one group, and a group goes who
 split, so no article (and no question) sits in two splits. Groups are dealt per category in a
 seeded order, each to the split furthest below its share.
 
-    python -m eval.split RAW.jsonl [RAW2.jsonl ...] --typos T.jsonl [...]
+    python -m eval.split RAW.jsonl [RAW2.jsonl ...] --typos T.jsonl [...] [--keep splits.json]
 
 writes ``eval/data/bbc/{train,dev,test}.jsonl``, the ``*_typos.jsonl`` copies (each with its
 original's split) and ``splits.json``."""
@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
 SEED = 2026
+NEAR_DUPLICATE = 0.8  # share of shared word 5-grams that makes two articles one group
 
 
 def _docs(d) -> list[str]:
@@ -28,9 +31,10 @@ def _docs(d) -> list[str]:
     return [doc] if isinstance(doc, str) else list(doc)
 
 
-def article_groups(items) -> dict[str, str]:
+def article_groups(items, links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
     """Article -> its group's name (the smallest article name of the group), joining the
-    articles of every multi-article question (union-find)."""
+    articles of every multi-article question and each pair of ``links`` (near-duplicate articles,
+    so that no text sits in two splits) that touches them (union-find)."""
     parent: dict[str, str] = {}
 
     def find(a: str) -> str:
@@ -39,24 +43,46 @@ def article_groups(items) -> dict[str, str]:
             a = parent[a]
         return a
 
+    def join(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
     for d in items:
         docs = _docs(d)
         for a in docs:
             find(a)
         for a, b in zip(docs, docs[1:]):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+            join(a, b)
+    for a, b in links:
+        if a in parent or b in parent:
+            join(a, b)
     return {a: find(a) for a in parent}
+
+
+def near_duplicates(texts: dict[str, str], overlap: float = NEAR_DUPLICATE) -> list[tuple[str, str]]:
+    """Pairs of articles sharing at least ``overlap`` of the smaller one's word 5-grams (the BBC
+    set repeats some stories under another headline)."""
+    grams = {}
+    for name, text in texts.items():
+        w = re.findall(r"\w+", text.lower())
+        grams[name] = {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
+    names = sorted(n for n in grams if grams[n])
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+            if len(grams[a] & grams[b]) >= overlap * min(len(grams[a]), len(grams[b]))]
 
 
 def category(article: str) -> str:
     return article.split("_")[1] if article.startswith("bbc_") else "other"
 
 
-def assign(items) -> dict[str, str]:
-    """Article -> split."""
-    groups = article_groups(items)
+def assign(items, fixed: dict[str, str] | None = None, links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+    """Article -> split. ``fixed`` (article -> split, e.g. an earlier ``splits.json``) keeps the
+    split of every group holding one of its articles (the first split in ``SHARES`` order when a
+    group now joins two); the other groups are dealt so that each category's splits, the fixed
+    groups included, come near their shares."""
+    fixed = fixed or {}
+    groups = article_groups(items, links)
     size: dict[str, int] = defaultdict(int)
     for d in items:
         docs = _docs(d)
@@ -67,10 +93,19 @@ def assign(items) -> dict[str, str]:
         by_cat[category(g)].append(g)
     rng = random.Random(SEED)
     split_of_group: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    order = list(SHARES)
+    for a, g in sorted(groups.items()):
+        if a in fixed and (g not in kept or order.index(fixed[a]) < order.index(kept[g])):
+            kept[g] = fixed[a]
     for cat in sorted(by_cat):
-        gs = by_cat[cat]
+        gs = [g for g in by_cat[cat] if g not in kept]
         rng.shuffle(gs)
         filled = {s: 0 for s in SHARES}
+        for g in by_cat[cat]:
+            if g in kept:
+                split_of_group[g] = kept[g]
+                filled[kept[g]] += size[g]
         for g in sorted(gs, key=lambda g: -size[g]):  # big groups first, then fill the gaps
             total = sum(filled.values()) + size[g]
             s = max(SHARES, key=lambda s: SHARES[s] * total - filled[s])
@@ -86,10 +121,16 @@ def main(argv=None) -> int:
     ap.add_argument("raw", nargs="+", type=Path)
     ap.add_argument("--typos", nargs="*", type=Path, default=[])
     ap.add_argument("--out", type=Path, default=QA_DIR)
+    ap.add_argument("--keep", type=Path, help="a splits.json whose article splits stay as they are")
     args = ap.parse_args(argv)
+    fixed = json.loads(args.keep.read_text(encoding="utf-8"))["articles"] if args.keep else {}
     items = [json.loads(line) for p in args.raw for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     typos = [json.loads(line) for p in args.typos for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    split_of = assign(items)
+    from eval.bbc import stage_articles
+
+    names = {a for d in items for a in _docs(d)}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in stage_articles() if p.name in names}
+    split_of = assign(items, fixed, near_duplicates(texts))
     split_of_id = {}
     out: dict[str, list[dict]] = {s: [] for s in SHARES}
     for d in items:

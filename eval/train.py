@@ -4,15 +4,20 @@
    only); each candidate sentence gives one row of ``scoring.FEATURES`` and a label: it is gold
    evidence (it holds, or is held by, an evidence string of a gold article).
 2. The evidence model is a logistic regression on the train rows. Its regularisation is chosen
-   on dev (top-1 evidence accuracy).
-3. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
-   the best sentence, fitted on out-of-fold predictions of train (folds by article group), with
-   the label "the best sentence is right" (always 0 for unanswerable questions).
-4. The threshold is the one that maximises, on dev, right answers minus wrong answers (an answer
+   on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds by article
+   group) for the steps below.
+3. The reader (``eval/train_reader.py``), a cross-encoder over the evidence model's best
+   sentences, is fitted out of fold on train (two halves of the folds) and then on all of train;
+   a logistic stack over (evidence log-odds, reader log-odds) is fitted on the out-of-fold train
+   scores of the sentences it read.
+4. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
+   the best sentence after the stack, fitted on the out-of-fold train scores, with the label
+   "the best sentence is right" (always 0 for unanswerable questions).
+5. The threshold is the one that maximises, on dev, right answers minus wrong answers (an answer
    to an unanswerable question is wrong; abstaining counts 0).
 
-Seeded and deterministic; writes ``settings.ANSWERER_MODEL`` with a manifest (data hashes,
-choices, dev metrics; train metrics labelled in-sample)."""
+Seeded; writes ``settings.ANSWERER_MODEL`` with a manifest (data hashes, choices, dev metrics;
+train metrics labelled in-sample) and the reader and question adapter beside it."""
 
 from __future__ import annotations
 
@@ -25,13 +30,16 @@ import numpy as np
 
 from eval.gold import QAItem, load_qa
 from eval.metrics import sentence_labels
-from rag.answering.model import CONFIDENCE_FEATURES, Answerer, confidence_inputs, rival_logit, save_answerer
+from rag import settings as C
+from rag.answering.model import (CONFIDENCE_FEATURES, STACK_FEATURES, Answerer, confidence_inputs, rival_logit,
+                                 save_answerer)
 from eval.adapter import save_adapter
 from eval.split import article_groups
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 ADAPTER_FILE = "question_adapter.safetensors"
+READER_FILE = "reader.onnx"
 FOLDS = 5
 SEED = 13
 
@@ -84,17 +92,18 @@ def fit_linear(X: np.ndarray, y: np.ndarray, c: float, names: tuple[str, ...]) -
                         float(lr.intercept_[0]), names)
 
 
-def top_answer(scorer: LinearScorer, r: QuestionRows) -> tuple[list[float], bool] | None:
-    """The confidence inputs of the best sentence and whether it is right (None: no candidate).
-    Mirrors ``rag.answering.decision.answer_confidence``."""
+def top_answer(z: np.ndarray, r: QuestionRows, reader: np.ndarray | None = None) -> tuple[list[float], bool] | None:
+    """The confidence inputs of the best sentence by log-odds ``z`` (reader log-odds ``reader``,
+    when read) and whether it is right (None: no candidate). Mirrors
+    ``rag.answering.decision.answer_confidence``."""
     if len(r.X) == 0:
         return None
-    z = scorer.logits(r.X)
     order = np.argsort(-z, kind="stable")
     t = int(order[0])
     src, idx = r.keys[t]
     second = rival_logit((src, idx), ((r.keys[j][0], r.keys[j][1], float(z[j])) for j in order[1:]))
-    return confidence_inputs(float(z[t]), second, r.X[t].tolist()), bool(r.right[t])
+    read = None if reader is None else float(reader[t])
+    return confidence_inputs(float(z[t]), second, read, r.X[t].tolist()), bool(r.right[t])
 
 
 def folds(rows: list[QuestionRows]) -> dict[str, int]:
@@ -105,21 +114,25 @@ def folds(rows: list[QuestionRows]) -> dict[str, int]:
     return {g: i % FOLDS for i, g in enumerate(groups)}
 
 
-def out_of_fold(rows: list[QuestionRows], c: float) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence inputs and labels of every train question, each scored by a model that did not
+def out_of_fold(rows: list[QuestionRows], c: float) -> list[np.ndarray]:
+    """The evidence log-odds of every train question's candidates, each by a model that did not
     see its article group."""
     fold_of = folds(rows)
-    Z, t = [], []
+    out: list[np.ndarray] = [np.zeros(0)] * len(rows)
     for f in range(FOLDS):
-        fit = [r for r in rows if fold_of[r.group] != f]
-        held = [r for r in rows if fold_of[r.group] == f]
-        scorer = fit_scorer(fit, c)
-        for r in held:
-            top = top_answer(scorer, r)
-            if top:
-                Z.append(top[0])
-                t.append(top[1])
-    return np.array(Z, dtype=np.float64), np.array(t, dtype=bool)
+        scorer = fit_scorer([r for r in rows if fold_of[r.group] != f], c)
+        for i, r in enumerate(rows):
+            if fold_of[r.group] == f:
+                out[i] = scorer.logits(r.X)
+    return out
+
+
+def confidence_rows(rows: list[QuestionRows], logits: list[np.ndarray],
+                    reader: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence inputs and labels (the best sentence is right) of every question with a candidate."""
+    tops = [top_answer(z, r, None if reader is None else reader[i]) for i, (r, z) in enumerate(zip(rows, logits))]
+    tops = [t for t in tops if t]
+    return np.array([x for x, _ in tops], dtype=np.float64), np.array([ok for _, ok in tops], dtype=bool)
 
 
 def fit_confidence(Z: np.ndarray, t: np.ndarray, c: float = 1.0) -> LinearScorer:
@@ -151,21 +164,23 @@ def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray
     return float(best_grid[len(best_grid) // 2])
 
 
-def outcomes(answerer: Answerer, rows: list[QuestionRows]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def outcomes(answerer: Answerer, rows: list[QuestionRows], logits: list[np.ndarray],
+             reader: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per question: the answer's confidence, whether its best sentence is right, whether the
     question is answerable (the pipeline's decision, without building answers)."""
     conf, right, ans = [], [], []
-    for r in rows:
-        top = top_answer(answerer.scorer, r)
+    for i, (r, z) in enumerate(zip(rows, logits)):
+        top = top_answer(z, r, None if reader is None else reader[i])
         conf.append(answerer.confidence(top[0]) if top else 0.0)
         right.append(bool(top and top[1]))
         ans.append(r.item.answerable)
     return np.array(conf), np.array(right), np.array(ans)
 
 
-def split_scores(answerer: Answerer, rows: list[QuestionRows]) -> dict:
+def split_scores(answerer: Answerer, rows: list[QuestionRows], logits: list[np.ndarray],
+                 reader: list[np.ndarray] | None = None) -> dict:
     """Top-1 evidence accuracy, handled-right share and abstention rates of ``answerer`` on rows."""
-    conf_a, right_a, ans_a = outcomes(answerer, rows)
+    conf_a, right_a, ans_a = outcomes(answerer, rows, logits, reader)
     answered = conf_a >= answerer.threshold
     return {
         "questions": len(rows),
@@ -218,9 +233,36 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dict]:
+def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str, list[np.ndarray]],
+                 path: Path, progress: bool = True) -> tuple[LinearScorer, dict[str, list[np.ndarray]], dict]:
+    """Fit the reader: out of fold on train (two halves of the article groups) for the stack and
+    the confidence, then on all of train, exported to ``path`` and read from there on dev (the
+    int8 graph the answerer ships). Returns the stack, each split's reader log-odds (NaN where
+    unread) and what to record."""
+    from eval import train_reader as tr
+    from rag.retrieval.reader import Reader
+
+    texts = {s: tr.row_texts(pipeline.index, rs) for s, rs in rows.items()}
+    reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"], folds(rows["train"]), SEED,
+                                          progress)}
+    pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
+    tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train"), path)
+    reads["dev"] = tr.read_heads(Reader(path).scores, rows["dev"], logits["dev"], texts["dev"])
+    X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
+    stack = fit_linear(X, y, 1.0, STACK_FEATURES)
+    return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
+                          "reader_epochs": tr.EPOCHS, "stack_rows": len(y)}
+
+
+def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:
+    """Share of the answerable questions whose best candidate by ``logits`` is right."""
+    tops = [top_answer(z, r) for r, z in zip(rows, logits) if r.item.answerable]
+    return float(np.mean([bool(t and t[1]) for t in tops]))
+
+
+def train(out: Path | None = None, progress: bool = True, reader: bool = True) -> tuple[Answerer, dict]:
+    """Fit and write the answerer (``reader=False``: without the reader, minutes faster)."""
     from eval import bbc
-    from rag import settings as C
 
     pipeline = bbc.ensure_index(answerer="rules")
     articles = {a.source: a.text for a in pipeline.index.articles.values()}
@@ -234,16 +276,13 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
     # 2. regularisation chosen on dev (top-1 evidence accuracy over answerable questions)
     choice = {}
     for c in C_GRID:
-        scorer = fit_scorer(rows["train"], c)
-        tops = [top_answer(scorer, r) for r in rows["dev"] if r.item.answerable]
-        choice[c] = float(np.mean([bool(t and t[1]) for t in tops]))
+        fitted = fit_scorer(rows["train"], c)
+        choice[c] = top1(rows["dev"], [fitted.logits(r.X) for r in rows["dev"]])
     c_best = max(C_GRID, key=lambda c: (choice[c], -abs(np.log10(c))))
-    # 3. confidence on out-of-fold train predictions; final scorer on all of train
-    Z, t = out_of_fold(rows["train"], c_best)
-    calibrator = fit_confidence(Z, t)
     scorer = fit_scorer(rows["train"], c_best)
-    # 4. threshold on dev
-    threshold = choose_threshold(*outcomes(Answerer(scorer, calibrator, 0.5), rows["dev"]))
+    # evidence log-odds: out of fold on train, by the scorer of all of train on dev
+    logits = {"train": out_of_fold(rows["train"], c_best), "dev": [scorer.logits(r.X) for r in rows["dev"]]}
+    out = Path(out or C.ANSWERER_MODEL)
     meta = {
         "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seed": SEED,
@@ -252,13 +291,27 @@ def train(out: Path | None = None, progress: bool = True) -> tuple[Answerer, dic
         "train_rows": int(sum(len(r.y) for r in rows["train"])),
         "regularisation_C": c_best,
         "dev_top1_by_C": {str(k): round(v, 4) for k, v in choice.items()},
-        "threshold": threshold,
+        "dev_top1_evidence_model": round(choice[c_best], 4),
     }
-    out = Path(out or C.ANSWERER_MODEL)
+    # 3. the reader and the stack that reorders the evidence model's best sentences
+    stack, reads, reader_path = None, {"train": None, "dev": None}, None
+    if reader:
+        reader_path = out.parent / READER_FILE
+        stack, raw, meta["reader"] = reader_stage(pipeline, rows, logits, reader_path, progress)
+        from eval.train_reader import stacked
+
+        for s in ("train", "dev"):
+            logits[s], reads[s] = stacked(rows[s], logits[s], raw[s], stack)
+        meta["dev_top1_with_reader"] = round(top1(rows["dev"], logits["dev"]), 4)
+    # 4. confidence on out-of-fold train predictions
+    calibrator = fit_confidence(*confidence_rows(rows["train"], logits["train"], reads["train"]))
+    # 5. threshold on dev
+    conf, right, answerable = outcomes(Answerer(scorer, calibrator, 0.5), rows["dev"], logits["dev"], reads["dev"])
+    meta["threshold"] = threshold = choose_threshold(conf, right, answerable)
     adapter_path = out.parent / ADAPTER_FILE
     save_adapter(adapter_weights, adapter_path)
-    answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path)
-    meta["metrics"] = {"dev": split_scores(answerer, rows["dev"]),
-                       "train (out-of-fold features, in-sample model)": split_scores(answerer, rows["train"])}
+    answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path, reader_path, stack)
+    meta["metrics"] = {"dev": split_scores(answerer, rows["dev"], logits["dev"], reads["dev"]),
+                       "train (out-of-fold scores, in-sample calibration)": split_scores(answerer, rows["train"], logits["train"], reads["train"])}
     save_answerer(answerer, out)
     return answerer, meta

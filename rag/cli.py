@@ -197,7 +197,7 @@ def cmd_train(args) -> int:
         return 0
     from eval.train import train
 
-    answerer, meta = train(out=args.out)
+    answerer, meta = train(out=args.out, reader=not args.no_reader)
     m = meta["metrics"]
     print(f"trained on {meta['data']['train']['questions']} questions ({meta['train_rows']} sentences); "
           f"C = {meta['regularisation_C']} and threshold = {meta['threshold']:.2f} chosen on dev "
@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped rag/models/answerer.json)")
     p.add_argument("--span", action="store_true",
                    help="fit the short-answer span scorer instead (default --out: rag/models/span.json)")
+    p.add_argument("--no-reader", action="store_true",
+                   help="without the reader (the cross-encoder; it is most of the training time)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ui", help="open the chat in the browser (Gradio)")

@@ -3,6 +3,8 @@ the answerer. Cheap to construct; the model and index load on first use or ``war
 
 from __future__ import annotations
 
+import functools
+
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +19,7 @@ from rag.errors import BadInputError
 from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.question.spelling import SpellingCorrector, model_vocabulary
+from rag.retrieval.reader import rerank
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from index.backends import open_store
 from index.store import Index, corpus_hash
@@ -93,6 +96,9 @@ class RagPipeline:
         self.embedder.embed_query("warm up")
         if self.tagger:
             self.tagger.entities("Warm up in Gaza on Monday.")
+        reader = self.answerer.read() if self.answerer else None
+        if reader is not None:
+            reader.scores("warm up", ["Warm up in Gaza on Monday."])
 
     def is_stale(self, paths: Sequence[Path | str]) -> bool:
         """True when the index is missing or does not hold exactly the articles at ``paths``."""
@@ -161,7 +167,10 @@ class RagPipeline:
             return retrieve(index, stats, q, qv, req.k, filters)
         # the adapter is MiniLM fine-tuned against MiniLM sentence vectors: only for such an index
         tuned = answerer.question_vector(core_text(q)) if self.embedder.name == ADAPTED_MODEL else None
-        return retrieve(index, stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned)
+        reader = answerer.read()
+        read = (functools.partial(rerank, question_text=q.search_text, index=index, reader=reader, stack=answerer.stack)
+                if reader is not None else None)
+        return retrieve(index, stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned, rerank=read)
 
     def ask(self, request: Request | str, **options: Any) -> Answer:
         """The checked answer to ``Request.of(request, **options)``."""

@@ -65,6 +65,8 @@ def uploads_dir_for(index_dir: Path) -> Path:
 ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
 # the short-answer span scorer (python -m eval.train_span: fitted on train, chosen on dev)
 SPAN_MODEL = Path(__file__).resolve().parent / "models" / "span.json"
+# the reader (eval/train_reader.py, run by rag train): an int8 ONNX graph beside the answerer
+READER_MODEL = Path(__file__).resolve().parent / "models" / "reader.onnx"
 ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a comparison
 
 MAX_QUESTION_CHARS = 2000
@@ -101,6 +103,15 @@ class LearnedDecision:
 
 
 @dataclass(frozen=True)
+class ReaderSettings:
+    """The reader (rag/retrieval/reader.py): a cross-encoder over the evidence model's best sentences."""
+
+    candidates: int = 4  # the evidence model's best sentences that the reader reads
+    max_tokens: int = 96  # question + sentence, the sentence truncated first
+    threads: int = 2  # ONNX Runtime threads for one question
+
+
+@dataclass(frozen=True)
 class HandWeights:
     """The hand-rule chain's sentence score = weights · features (tuned on eval/data/qa.jsonl:
     in-sample there). The learned answerer does not use them."""
@@ -129,5 +140,6 @@ class HandAbstention:
 WRITERS = Writers()
 SEARCH = Search()
 LEARNED = LearnedDecision()
+READER = ReaderSettings()
 HAND_WEIGHTS = HandWeights()
 HAND_ABSTENTION = HandAbstention()

@@ -40,7 +40,7 @@ def answer_confidence(retrieval: Retrieval, answerer: Answerer) -> float:
     """The calibrated probability that the best sentence answers the question."""
     top, *rest = retrieval.sentences
     second = rival_logit((top.doc_id, top.index), ((s.doc_id, s.index, s.score) for s in rest))
-    return answerer.confidence(confidence_inputs(top.score, second, top.features))
+    return answerer.confidence(confidence_inputs(top.score, second, top.reader, top.features))
 
 
 TYPED_QUESTIONS = ("who", "number", "when", "where")  # answer types a sentence is checked for

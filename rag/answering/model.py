@@ -8,7 +8,10 @@
 * ``threshold``: the answer is given when its confidence reaches it (chosen on the dev split);
 * ``adapter``: the question adapter, MiniLM with its top layers fine-tuned so that a question
   lands near the sentences that answer it (``question_adapter.safetensors`` beside the JSON;
-  it gives the ``dense_tuned`` feature, for an index embedded with the same MiniLM).
+  it gives the ``dense_tuned`` feature, for an index embedded with the same MiniLM);
+* ``reader`` and ``stack``: the cross-encoder that reads the evidence model's best sentences
+  (``reader.onnx`` beside the JSON; ``rag/retrieval/reader.py``) and the log-odds over (evidence
+  log-odds, reader log-odds) that reorders them.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import numpy as np
 
 from rag.retrieval.scoring import FEATURES, LinearScorer, sigmoid
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 # what the calibrated confidence of an answer is computed from: the best sentence's log-odds, its
-# margin over the best sentence elsewhere, and the best sentence's own features
-CONFIDENCE_FEATURES = ("top_logit", "margin", *FEATURES)
+# margin over the best sentence elsewhere, the reader's log-odds of it, and its own features
+CONFIDENCE_FEATURES = ("top_logit", "margin", "reader", *FEATURES)
+STACK_FEATURES = ("evidence", "reader")  # the stack's inputs: evidence model and reader log-odds
 
 
 def rival_logit(top: tuple[str, int], ranked) -> float | None:
@@ -38,11 +42,11 @@ def rival_logit(top: tuple[str, int], ranked) -> float | None:
     return next((z for d, j, z in ranked if d != doc or abs(j - i) > 1), None)
 
 
-def confidence_inputs(top_logit: float, second_logit: float | None, features) -> list[float]:
+def confidence_inputs(top_logit: float, second_logit: float | None, reader: float | None, features) -> list[float]:
     """``CONFIDENCE_FEATURES`` of an answer (the margin is capped at ``settings.LEARNED.max_margin``, which it also
-    is when no other sentence competes)."""
+    is when no other sentence competes; ``reader`` is 0 without a reader)."""
     margin = min(top_logit - second_logit, C.LEARNED.max_margin) if second_logit is not None else C.LEARNED.max_margin
-    return [top_logit, margin, *features]
+    return [top_logit, margin, 0.0 if reader is None else reader, *features]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,10 @@ class Answerer:
     threshold: float
     meta: dict = field(default_factory=dict, compare=False)
     adapter: Path | None = None  # safetensors overrides of the packaged MiniLM
+    reader: Path | None = None  # the reader's ONNX graph
+    stack: LinearScorer | None = None  # sentence log-odds over STACK_FEATURES (with a reader)
     _encoder: list = field(default_factory=list, compare=False, repr=False)
+    _reader: list = field(default_factory=list, compare=False, repr=False)
 
     def question_vector(self, text: str) -> np.ndarray | None:
         """The adapter's vector of ``text`` (None without an adapter). Loads on first use."""
@@ -64,6 +71,16 @@ class Answerer:
             self._encoder.append(NumpyMiniLM(overrides=self.adapter))
         return self._encoder[0].encode([text])[0]
 
+    def read(self):
+        """The reader (None without one). Loads on first use."""
+        if self.reader is None or self.stack is None:
+            return None
+        if not self._reader:
+            from rag.retrieval.reader import Reader
+
+            self._reader.append(Reader(self.reader))
+        return self._reader[0]
+
     def confidence(self, inputs: list[float]) -> float:
         return float(sigmoid(self.calibrator.logits(np.asarray([inputs], dtype=np.float32))[0]))
 
@@ -74,6 +91,8 @@ class Answerer:
             "confidence": self.calibrator.to_json(),
             "threshold": self.threshold,
             "adapter": {"file": self.adapter.name, "sha256": _sha256(self.adapter)} if self.adapter else None,
+            "reader": {"file": self.reader.name, "sha256": _sha256(self.reader)} if self.reader else None,
+            "stack": self.stack.to_json() if self.stack else None,
             "meta": self.meta,
         }
 
@@ -81,15 +100,23 @@ class Answerer:
     def from_json(cls, d: dict, folder: Path | None = None) -> Answerer:
         if d.get("format") != MODEL_FORMAT:
             raise ValueError(f"model format {d.get('format')!r}; this program reads format {MODEL_FORMAT}")
-        adapter = None
-        if d.get("adapter"):
-            adapter = Path(folder or ".") / d["adapter"]["file"]
-            if not adapter.exists():
-                raise ValueError(f"the question adapter {adapter} is missing")
+        adapter, reader = (_beside(d.get(key), folder, what) for key, what in
+                           (("adapter", "question adapter"), ("reader", "reader")))
+        stack = LinearScorer.from_json(d["stack"], STACK_FEATURES) if d.get("stack") else None
         return cls(
             LinearScorer.from_json(d["evidence"]), LinearScorer.from_json(d["confidence"], CONFIDENCE_FEATURES),
-            float(d["threshold"]), d.get("meta", {}), adapter,
+            float(d["threshold"]), d.get("meta", {}), adapter, reader, stack,
         )
+
+
+def _beside(entry: dict | None, folder: Path | None, what: str) -> Path | None:
+    """The file a model entry names, in the model's folder (ValueError when it is missing)."""
+    if not entry:
+        return None
+    path = Path(folder or ".") / entry["file"]
+    if not path.exists():
+        raise ValueError(f"the {what} {path} is missing")
+    return path
 
 
 def _sha256(path: Path) -> str:

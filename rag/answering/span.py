@@ -136,6 +136,13 @@ def _trim(doc, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
+def _word_end(doc, b: int) -> int:
+    """Token index ``b`` moved past the letters and digits glued to the token before it."""
+    while 0 < b < len(doc) and not doc[b - 1].whitespace_ and doc[b].text.isalnum():
+        b += 1
+    return b
+
+
 def candidates(doc) -> list[SpanCandidate]:
     """Candidate answer spans of a parsed sentence, deduplicated by offsets (kinds merged)."""
     found: dict[tuple[int, int], set[str]] = {}
@@ -149,10 +156,11 @@ def candidates(doc) -> list[SpanCandidate]:
         found.setdefault((a, b), set()).add(kind)
 
     for e in doc.ents:
-        add(e.start, e.end, "ent", trim=False)
-        labels[(e.start, e.end)] = e.label_
-        a, b = _trim(doc, e.start, e.end)
-        if (a, b) != (e.start, e.end):
+        end = _word_end(doc, e.end)  # an entity never stops inside a word: "$320" of "$320m"
+        add(e.start, end, "ent", trim=False)
+        labels[(e.start, end)] = e.label_
+        a, b = _trim(doc, e.start, end)
+        if (a, b) != (e.start, end):
             add(a, b, "ent")
             labels.setdefault((a, b), e.label_)
     for ch in doc.noun_chunks:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -72,6 +73,7 @@ class ScoredSentence:
     typed: bool
     chunk_id: int
     features: tuple[float, ...] = ()  # scoring.FEATURES of this sentence
+    reader: float | None = None  # the reader's log-odds (retrieval.reader), when it read this sentence
 
 
 @dataclass(frozen=True)
@@ -191,10 +193,12 @@ def retrieve(
     filters: Filters = Filters(),
     scorer: LinearScorer | None = None,
     qv_tuned: np.ndarray | None = None,
+    rerank: Callable[[list[ScoredSentence]], list[ScoredSentence]] | None = None,
 ) -> Retrieval:
     """``qv`` embeds the question without its period phrases (``core_text``); ``qv_tuned`` is the
     question adapter's vector of the same text, when there is one. ``scorer`` turns each
-    candidate sentence's features into its score (default: the hand weights). Three stages:
+    candidate sentence's features into its score (default: the hand weights); ``rerank`` rescores
+    the sentences, best first, when given (the reader). Three stages:
     first-stage search and fusion over chunks, the sentences of the best chunks scored, and the
     passages ordered by their best sentence."""
     if k < 1:
@@ -215,6 +219,8 @@ def retrieve(
                                      c.typed, cand[(d, i)], tuple(float(v) for v in x)))
     scored.sort(key=lambda s: s.score, reverse=True)
     scored = in_named_period(index, question, scored, fs.periods)
+    if rerank is not None:
+        scored = rerank(scored)
     return Retrieval(question, tuple(passages_of(index, question, scored, fs, k)), tuple(scored), allowed_docs)
 
 

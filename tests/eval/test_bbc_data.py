@@ -67,3 +67,22 @@ def test_article_groups_join_multi_article_questions():
     items = [{"doc": ["a", "b"]}, {"doc": ["c", "b"]}, {"doc": "d"}, {"doc": None}]
     g = article_groups(items)
     assert g == {"a": "a", "b": "a", "c": "a", "d": "d"}
+
+
+def test_questions_name_the_copy_of_a_repeated_article_that_the_index_keeps(bbc_texts):
+    """The index holds one article per text: of byte-identical files, the first by name."""
+    kept: dict[str, str] = {}
+    for name in sorted(bbc_texts):
+        kept.setdefault(bbc_texts[name], name)
+    for split in bbc.SPLITS:
+        for d in _raw(bbc.qa_path(split)) + _raw(bbc.qa_path(split, typos=True)):
+            for doc in [d["doc"]] if isinstance(d["doc"], str) else list(d["doc"] or []):
+                assert kept[bbc_texts[doc]] == doc, f"{d['id']}: {doc} repeats {kept[bbc_texts[doc]]}"
+
+
+def test_near_duplicate_articles_sit_in_one_split(bbc_texts):
+    from eval.split import near_duplicates
+
+    splits = bbc.read_splits()
+    named = {a: bbc_texts[a] for a in splits}
+    assert all(splits[a] == splits[b] for a, b in near_duplicates(named))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eval.gold import QAItem
-from eval.train import QuestionRows, choose_threshold, fit_scorer, handled, net_right, out_of_fold, top_answer
+from eval.train import QuestionRows, choose_threshold, confidence_rows, fit_scorer, handled, net_right, out_of_fold, top_answer
 from rag.retrieval.scoring import FEATURES
 
 DENSE = FEATURES.index("dense")
@@ -28,7 +28,7 @@ def _rows(n_questions: int, seed: int = 0) -> list[QuestionRows]:
 def test_the_scorer_learns_the_feature_that_separates_gold():
     scorer = fit_scorer(_rows(60), c=1.0)
     assert int(np.argmax(scorer.coef)) == DENSE
-    right = [top_answer(scorer, r)[1] for r in _rows(40, seed=1)]
+    right = [top_answer(scorer.logits(r.X), r)[1] for r in _rows(40, seed=1)]
     assert np.mean(right) > 0.9
 
 
@@ -39,8 +39,11 @@ def test_top_answer_margin_skips_neighbouring_sentences():
     r.X[:, DENSE] = [5, 4, 3, 0, 0, 0]
     scorer = fit_scorer(_rows(60), c=1.0)
     z = scorer.logits(r.X)
-    inputs, _ = top_answer(scorer, r)
+    inputs, _ = top_answer(z, r)
     assert inputs[0] == z[0] and inputs[1] == min(z[0] - z[2], 4.0)  # sentence 1 is adjacent: skipped
+    assert inputs[2] == 0.0  # no reader
+    reader = np.array([1.5, 0.0, 0.0, np.nan, np.nan, np.nan])
+    assert top_answer(z, r, reader)[0][2] == 1.5
 
 
 def test_threshold_maximises_right_minus_wrong_answers():
@@ -55,5 +58,18 @@ def test_threshold_maximises_right_minus_wrong_answers():
 
 
 def test_out_of_fold_rows_cover_every_question():
-    Z, t = out_of_fold(_rows(30), c=1.0)
-    assert Z.shape == (30, 2 + len(FEATURES)) and t.dtype == bool and t.mean() > 0.8
+    rows = _rows(30)
+    logits = out_of_fold(rows, c=1.0)
+    assert [len(z) for z in logits] == [len(r.y) for r in rows]
+    Z, t = confidence_rows(rows, logits)
+    assert Z.shape == (30, 3 + len(FEATURES)) and t.dtype == bool and t.mean() > 0.8
+
+
+def test_out_of_fold_scores_come_from_models_that_did_not_see_the_group():
+    rows = _rows(30)
+    for r in rows:
+        if r.group == "g0":
+            r.X[:, DENSE] *= -1  # group g0 alone says the opposite
+    logits = out_of_fold(rows, c=1.0)
+    g0 = [top_answer(z, r)[1] for r, z in zip(rows, logits) if r.group == "g0"]
+    assert not any(g0)  # its fold's model learned from the other groups only

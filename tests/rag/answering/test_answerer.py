@@ -44,10 +44,10 @@ def test_scorer_refuses_a_model_with_other_features():
 
 def test_confidence_inputs_cap_the_margin():
     f = [0.5, 0.25]
-    assert confidence_inputs(2.0, -5.0, f) == [2.0, 4.0, 0.5, 0.25]
-    assert confidence_inputs(2.0, 1.5, f) == [2.0, 0.5, 0.5, 0.25]
-    assert confidence_inputs(2.0, None, f)[1] == 4.0
-    assert CONFIDENCE_FEATURES == ("top_logit", "margin", *FEATURES)
+    assert confidence_inputs(2.0, -5.0, None, f) == [2.0, 4.0, 0.0, 0.5, 0.25]
+    assert confidence_inputs(2.0, 1.5, 1.25, f) == [2.0, 0.5, 1.25, 0.5, 0.25]
+    assert confidence_inputs(2.0, None, None, f)[1] == 4.0
+    assert CONFIDENCE_FEATURES == ("top_logit", "margin", "reader", *FEATURES)
 
 
 def test_model_file_round_trip_and_a_broken_file_is_an_error(tmp_path):

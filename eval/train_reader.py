@@ -1,0 +1,216 @@
+"""Fit the reader (``rag/retrieval/reader.py``): the packaged MiniLM fine-tuned as a
+cross-encoder on the train split, then exported to an int8 ONNX graph.
+
+Pairs: for every train question, its gold evidence sentences (label 1) and the evidence model's
+best ``NEGATIVES`` other candidates (label 0; hard negatives from the same articles and their
+neighbours); an unanswerable question gives negatives only. Loss: binary cross-entropy on a linear head over MiniLM's
+mean-pooled output (the pooling the packaged model was trained with); the embeddings stay frozen.
+Seeded; about ``EPOCHS`` passes over ~10k pairs on 2 cores."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from rag import settings as C
+
+EPOCHS = 2
+LR = 4e-5  # encoder layers
+HEAD_LR = 1e-3
+BATCH = 16
+NEGATIVES = 8  # hard negatives per question
+WARMUP = 0.1  # share of the steps with a rising learning rate
+HIDDEN = 384
+
+
+def encode_pairs(tok, question: str, texts: list[str]) -> dict[str, np.ndarray]:
+    """Token ids, attention mask and segment ids of (question, text) pairs, as the reader feeds them."""
+    encs = tok.encode_batch([(question, t) for t in texts])
+    return {
+        "input_ids": np.array([e.ids for e in encs], np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
+    }
+
+
+def training_pairs(rows, logits, texts) -> list[tuple[str, str, float]]:
+    """(question, reader text, label) for each train question: its gold candidates and the
+    ``NEGATIVES`` best-scored others. ``logits[i]`` scores ``rows[i]``'s candidates and
+    ``texts[i]`` are their reader texts."""
+    out = []
+    for r, z, tx in zip(rows, logits, texts):
+        if len(z) == 0:
+            continue
+        order = np.argsort(-np.asarray(z), kind="stable")
+        neg = [int(j) for j in order if not r.y[j]][:NEGATIVES]
+        out += [(r.item.question, tx[j], 1.0) for j in np.flatnonzero(r.y)]
+        out += [(r.item.question, tx[j], 0.0) for j in neg]
+    return out
+
+
+def _net(seed: int):
+    import torch
+    from transformers import AutoModel
+
+    from index.encoder import model_dir
+
+    torch.manual_seed(seed)
+
+    class ReaderNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(str(model_dir()))
+            self.head = torch.nn.Linear(HIDDEN, 1)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            h = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            return self.head((h * m).sum(1) / m.sum(1)).squeeze(-1)
+
+    net = ReaderNet()
+    for name, p in net.bert.named_parameters():
+        p.requires_grad = not name.startswith("embeddings.")
+    return net
+
+
+def tokenizer():
+    from index.encoder import load_tokenizer
+
+    tok = load_tokenizer(max_length=None)
+    tok.enable_truncation(max_length=C.READER.max_tokens, strategy="only_second")
+    tok.enable_padding()
+    return tok
+
+
+def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = True, desc: str = "reader"):
+    """The fine-tuned torch model (eval mode)."""
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    net = _net(seed)
+    tok = tokenizer()
+    groups = [{"params": [p for p in net.bert.parameters() if p.requires_grad], "lr": LR},
+              {"params": net.head.parameters(), "lr": HEAD_LR}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = max(1, EPOCHS * (len(pairs) // BATCH))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / (WARMUP * steps)) * max(0.0, 1 - s / steps))
+    rng = random.Random(seed)
+    data = list(pairs)
+    net.train()
+    with tqdm(total=steps, desc=desc, unit="batch", disable=not progress) as bar:
+        for _ in range(EPOCHS):
+            rng.shuffle(data)
+            for b in range(0, len(data) - BATCH + 1, BATCH):
+                batch = data[b : b + BATCH]
+                encs = tok.encode_batch([(q, t) for q, t, _ in batch])
+                feeds = {k: torch.tensor([getattr(e, a) for e in encs]) for k, a in
+                         (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))}
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    net(**feeds), torch.tensor([y for _, _, y in batch]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update()
+    net.eval()
+    return net
+
+
+def torch_scores(net, question: str, texts: list[str]) -> np.ndarray:
+    """The torch model's log-odds for (question, text) pairs (out-of-fold scoring in training)."""
+    import torch
+
+    if not texts:
+        return np.zeros(0, np.float32)
+    feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer(), question, texts).items()}
+    with torch.no_grad():
+        return net(**feeds).numpy().astype(np.float32)
+
+
+def export_reader(net, path: Path) -> None:
+    """Write ``net`` as an int8 (dynamic quantisation) ONNX graph at ``path``, atomically."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = path.with_suffix(".fp32.tmp")
+    tmp = path.with_suffix(".tmp")
+    sample = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer(), "a question", ["a sentence", "another"]).items()}
+    torch.onnx.export(
+        net, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(full),
+        input_names=list(sample), output_names=["logits"], opset_version=17, dynamo=False,
+        dynamic_axes={k: {0: "pairs", 1: "tokens"} for k in sample} | {"logits": {0: "pairs"}},
+    )
+    quantize_dynamic(str(full), str(tmp), weight_type=QuantType.QInt8)
+    full.unlink()
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def head_of(z: np.ndarray) -> np.ndarray:
+    """Indices of the candidates the reader reads: the best ``settings.READER.candidates`` by ``z``."""
+    return np.argsort(-np.asarray(z), kind="stable")[: C.READER.candidates]
+
+
+def row_texts(index, rows) -> list[list[str]]:
+    """The text of every candidate sentence of every question."""
+    return [[index.articles[index.by_source[src]].sentence_text(i) for src, i in r.keys] for r in rows]
+
+
+def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
+    """``score(question, texts)`` of each question's head candidates, as an array over all of its
+    candidates (NaN where unread)."""
+    out = []
+    for r, z, tx in zip(rows, logits, texts):
+        full = np.full(len(z), np.nan, np.float32)
+        head = head_of(z)
+        if len(head):
+            full[head] = score(r.item.question, [tx[j] for j in head])
+        out.append(full)
+    return out
+
+
+def read_out_of_fold(rows, logits, texts, fold_of: dict[str, int], seed: int, progress: bool = True) -> list[np.ndarray]:
+    """The reader log-odds of every train question's head candidates, each by a reader fitted on
+    the other half of the article groups (``fold_of`` parity)."""
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
+    for half in (0, 1):
+        fit = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 != half]
+        held = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 == half]
+        net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
+                         seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)")
+        reads = read_heads(lambda q, t: torch_scores(net, q, t), [rows[i] for i in held],
+                           [logits[i] for i in held], [texts[i] for i in held])
+        for i, v in zip(held, reads):
+            out[i] = v
+    return out
+
+
+def stacked(rows, logits, reads, stack) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per question: the stacked log-odds of its candidates and their reader column (as
+    ``rag.retrieval.reader.rerank`` computes them)."""
+    from rag.retrieval.reader import restack
+
+    Z, R = [], []
+    for z, v in zip(logits, reads):
+        head = np.flatnonzero(~np.isnan(v)) if len(v) else np.zeros(0, int)
+        zz, rr = restack(z, head, v[head], stack) if len(head) else (np.asarray(z, np.float32), np.zeros(len(z), np.float32))
+        Z.append(zz)
+        R.append(rr)
+    return Z, R
+
+
+def stack_rows(rows, logits, reads) -> tuple[np.ndarray, np.ndarray]:
+    """(evidence log-odds, reader log-odds) and the gold label of every read candidate."""
+    X, y = [], []
+    for r, z, v in zip(rows, logits, reads):
+        for j in np.flatnonzero(~np.isnan(v)):
+            X.append([z[j], v[j]])
+            y.append(bool(r.y[j]))
+    return np.array(X, np.float32).reshape(-1, 2), np.array(y, bool)

@@ -1,0 +1,100 @@
+"""The reader: the stacked rescoring (exact values), its place in retrieval (a fake reader with
+known scores), and the exported int8 graph against the torch model it came from (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rag import settings as C
+from rag.answering.model import STACK_FEATURES, Answerer, load_answerer, save_answerer
+from rag.retrieval.reader import restack
+from rag.retrieval.scoring import FEATURES, LinearScorer
+
+QUESTION = "Where were the harbour cranes of Nordport built?"
+
+
+def _stack(evidence: float = 1.0, reader: float = 2.0) -> LinearScorer:
+    return LinearScorer(np.zeros(2, np.float32), np.ones(2, np.float32), np.array([evidence, reader], np.float32),
+                        0.0, STACK_FEATURES)
+
+
+def test_restack_scores_unread_candidates_as_the_worst_read_one():
+    z, r = restack(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0, 1]), np.array([-1.0, 1.0]), _stack())
+    assert r.tolist() == [-1.0, 1.0, -1.0, -1.0]
+    assert z.tolist() == [1.0, 4.0, -1.0, -2.0]
+
+
+class FakeReader:
+    """Scores a text by whether it mentions a word (the real reader is a trained network)."""
+
+    def __init__(self, word: str):
+        self.word, self.calls = word, []
+
+    def scores(self, question, texts):
+        self.calls.append(list(texts))
+        return np.array([5.0 if self.word in t else -5.0 for t in texts], np.float32)
+
+
+def _answerer(reader_word: str | None, tmp_path):
+    coef = [{"lexical": 6.0, "title": -5.0}.get(f, 0.0) for f in FEATURES]
+    scorer = LinearScorer(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
+                          np.asarray(coef, np.float32), -3.0)
+    from rag.answering.model import CONFIDENCE_FEATURES
+
+    n = len(CONFIDENCE_FEATURES)
+    cal = LinearScorer(np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32), 0.0, CONFIDENCE_FEATURES)
+    if reader_word is None:
+        return Answerer(scorer, cal, 0.0)
+    path = tmp_path / "reader.onnx"
+    path.write_bytes(b"not used by the fake")
+    a = Answerer(scorer, cal, 0.0, {}, None, path, _stack(evidence=0.0, reader=1.0))
+    a._reader.append(FakeReader(reader_word))
+    return a
+
+
+def test_the_reader_reorders_the_evidence_models_best_sentences(tiny_pipeline, tmp_path):
+    tiny_pipeline._answerer = _answerer(None, tmp_path)
+    before = tiny_pipeline.retrieve(QUESTION).sentences
+    assert all(s.reader is None for s in before)
+    index = tiny_pipeline.index
+    # the reader favours the evidence model's second sentence
+    second = index.articles[before[1].doc_id].sentence_text(before[1].index)
+    word = next(w for w in second.split() if w not in index.articles[before[0].doc_id].sentence_text(before[0].index))
+    tiny_pipeline._answerer = a = _answerer(word, tmp_path)
+    after = tiny_pipeline.retrieve(QUESTION).sentences
+    assert (after[0].doc_id, after[0].index) == (before[1].doc_id, before[1].index)
+    assert after[0].reader == 5.0 and after[0].score == 5.0
+    n = min(C.READER.candidates, len(before))
+    assert len(a._reader[0].calls) == 1 and len(a._reader[0].calls[0]) == n  # one batch of the best n
+    assert sum(s.reader is not None for s in after) == n
+
+
+def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path):
+    a = _answerer("x", tmp_path)
+    path = tmp_path / "answerer.json"
+    save_answerer(a, path)
+    d = json.loads(path.read_text())
+    assert d["reader"]["file"] == "reader.onnx" and d["stack"]["features"] == list(STACK_FEATURES)
+    loaded = load_answerer.__wrapped__(path)
+    assert loaded.reader == tmp_path / "reader.onnx" and loaded.stack.coef.tolist() == a.stack.coef.tolist()
+    (tmp_path / "reader.onnx").unlink()
+    with pytest.raises(Exception, match="reader .* is missing"):
+        load_answerer.__wrapped__(path)
+
+
+@pytest.mark.slow
+def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
+    from eval import train_reader as tr
+    from rag.retrieval.reader import Reader
+
+    pairs = [("Who won the race?", "Smith won the race.", 1.0), ("Who won the race?", "The weather was bad.", 0.0)] * 24
+    net = tr.fit_reader(pairs, seed=0, progress=False)
+    tr.export_reader(net, tmp_path / "reader.onnx")
+    texts = ["Smith won the race on Monday.", "The weather was bad.", "x " * 300]  # the last truncated
+    torch_z = tr.torch_scores(net, "Who won the race in May?", texts)
+    onnx_z = Reader(tmp_path / "reader.onnx").scores("Who won the race in May?", texts)
+    assert onnx_z.shape == (3,) and np.all(np.abs(onnx_z - torch_z) < 0.25)
+    assert onnx_z[0] > onnx_z[1]  # it learned the pair it was shown
