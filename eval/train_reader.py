@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import settings as C
+from rag.retrieval.reader import encode_pairs, reader_tokenizer
 
 EPOCHS = 2
 LR = 4e-5  # encoder layers
@@ -23,16 +24,6 @@ BATCH = 16
 NEGATIVES = 8  # hard negatives per question
 WARMUP = 0.1  # share of the steps with a rising learning rate
 HIDDEN = 384
-
-
-def encode_pairs(tok, question: str, texts: list[str]) -> dict[str, np.ndarray]:
-    """Token ids, attention mask and segment ids of (question, text) pairs, as the reader feeds them."""
-    encs = tok.encode_batch([(question, t) for t in texts])
-    return {
-        "input_ids": np.array([e.ids for e in encs], np.int64),
-        "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
-        "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
-    }
 
 
 def training_pairs(rows, logits, texts) -> list[tuple[str, str, float]]:
@@ -76,15 +67,6 @@ def _net(seed: int):
     return net
 
 
-def tokenizer():
-    from index.encoder import load_tokenizer
-
-    tok = load_tokenizer(max_length=None)
-    tok.enable_truncation(max_length=C.READER.max_tokens, strategy="only_second")
-    tok.enable_padding()
-    return tok
-
-
 def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = True, desc: str = "reader"):
     """The fine-tuned torch model (eval mode)."""
     import torch
@@ -92,7 +74,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     net = _net(seed)
-    tok = tokenizer()
+    tok = reader_tokenizer()
     groups = [{"params": [p for p in net.bert.parameters() if p.requires_grad], "lr": LR},
               {"params": net.head.parameters(), "lr": HEAD_LR}]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
@@ -107,9 +89,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
             rng.shuffle(data)
             for b in range(0, len(data) - BATCH + 1, BATCH):
                 batch = data[b : b + BATCH]
-                encs = tok.encode_batch([(q, t) for q, t, _ in batch])
-                feeds = {k: torch.tensor([getattr(e, a) for e in encs]) for k, a in
-                         (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))}
+                feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(
                     net(**feeds), torch.tensor([y for _, _, y in batch]))
                 opt.zero_grad()
@@ -127,7 +107,7 @@ def torch_scores(net, question: str, texts: list[str]) -> np.ndarray:
 
     if not texts:
         return np.zeros(0, np.float32)
-    feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer(), question, texts).items()}
+    feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(reader_tokenizer(), [(question, t) for t in texts]).items()}
     with torch.no_grad():
         return net(**feeds).numpy().astype(np.float32)
 
@@ -141,7 +121,8 @@ def export_reader(net, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     full = path.with_suffix(".fp32.tmp")
     tmp = path.with_suffix(".tmp")
-    sample = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer(), "a question", ["a sentence", "another"]).items()}
+    pairs = [("a question", "a sentence"), ("a question", "another one")]
+    sample = {k: torch.from_numpy(v) for k, v in encode_pairs(reader_tokenizer(), pairs).items()}
     torch.onnx.export(
         net, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(full),
         input_names=list(sample), output_names=["logits"], opset_version=17, dynamo=False,
@@ -185,7 +166,7 @@ def read_out_of_fold(rows, logits, texts, fold_of: dict[str, int], seed: int, pr
         held = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 == half]
         net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
                          seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)")
-        reads = read_heads(lambda q, t: torch_scores(net, q, t), [rows[i] for i in held],
+        reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t), [rows[i] for i in held],
                            [logits[i] for i in held], [texts[i] for i in held])
         for i, v in zip(held, reads):
             out[i] = v

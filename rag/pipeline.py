@@ -4,7 +4,6 @@ the answerer. Cheap to construct; the model and index load on first use or ``war
 from __future__ import annotations
 
 import functools
-
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence

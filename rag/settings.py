@@ -65,8 +65,6 @@ def uploads_dir_for(index_dir: Path) -> Path:
 ANSWERER_MODEL = Path(__file__).resolve().parent / "models" / "answerer.json"
 # the short-answer span scorer (python -m eval.train_span: fitted on train, chosen on dev)
 SPAN_MODEL = Path(__file__).resolve().parent / "models" / "span.json"
-# the reader (eval/train_reader.py, run by rag train): an int8 ONNX graph beside the answerer
-READER_MODEL = Path(__file__).resolve().parent / "models" / "reader.onnx"
 ANSWERERS = ("learned", "rules")  # rules: the hand-tuned chain, kept as a comparison
 
 MAX_QUESTION_CHARS = 2000

@@ -22,7 +22,25 @@ import numpy as np
 from rag import settings as C
 from rag.errors import RagError
 
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+def reader_tokenizer():
+    """The packaged MiniLM tokenizer set for (question, sentence) pairs: truncating the sentence
+    to ``settings.READER.max_tokens`` in all, padding a batch to its longest pair."""
+    from index.encoder import load_tokenizer
+
+    tok = load_tokenizer(max_length=None)
+    tok.enable_truncation(max_length=C.READER.max_tokens, strategy="only_second")
+    tok.enable_padding()
+    return tok
+
+
+def encode_pairs(tok, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Token ids, attention mask and segment ids of (question, text) pairs: the reader's inputs."""
+    encs = tok.encode_batch(pairs)
+    return {
+        "input_ids": np.array([e.ids for e in encs], np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
+    }
 
 
 class Reader:
@@ -39,17 +57,12 @@ class Reader:
             import onnxruntime as ort
         except ImportError as e:
             raise RagError("the reader needs ONNX Runtime: pip install onnxruntime") from e
-        from index.encoder import load_tokenizer
-
         if not self.path.exists():
             raise RagError(f"the reader model {self.path} is missing; run `rag train` to rebuild it")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = C.READER.threads
         opts.inter_op_num_threads = 1
-        tok = load_tokenizer(max_length=None)
-        tok.enable_truncation(max_length=C.READER.max_tokens, strategy="only_second")
-        tok.enable_padding()
-        self._tok = tok
+        self._tok = reader_tokenizer()
         self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
     def scores(self, question: str, texts: list[str]) -> np.ndarray:
@@ -60,12 +73,7 @@ class Reader:
             with self._lock:
                 if self._session is None:
                     self._load()
-        encs = self._tok.encode_batch([(question, t) for t in texts])
-        feeds = {
-            "input_ids": np.array([e.ids for e in encs], np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
-        }
+        feeds = encode_pairs(self._tok, [(question, t) for t in texts])
         return np.asarray(self._session.run(None, feeds)[0], np.float32).reshape(-1)
 
 
