@@ -101,13 +101,15 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
     return net
 
 
-def torch_scores(net, question: str, texts: list[str]) -> np.ndarray:
-    """The torch model's log-odds for (question, text) pairs (out-of-fold scoring in training)."""
+def torch_scores(net, question: str, texts: list[str], tok=None) -> np.ndarray:
+    """The torch model's log-odds for (question, text) pairs (out-of-fold scoring in training);
+    ``tok``: a ``reader_tokenizer()`` to reuse across calls."""
     import torch
 
     if not texts:
         return np.zeros(0, np.float32)
-    feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(reader_tokenizer(), [(question, t) for t in texts]).items()}
+    pairs = [(question, t) for t in texts]
+    feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok or reader_tokenizer(), pairs).items()}
     with torch.no_grad():
         return net(**feeds).numpy().astype(np.float32)
 
@@ -161,12 +163,13 @@ def read_out_of_fold(rows, logits, texts, fold_of: dict[str, int], seed: int, pr
     """The reader log-odds of every train question's head candidates, each by a reader fitted on
     the other half of the article groups (``fold_of`` parity)."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
+    tok = reader_tokenizer()
     for half in (0, 1):
         fit = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 != half]
         held = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 == half]
         net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
                          seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)")
-        reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t), [rows[i] for i in held],
+        reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t, tok), [rows[i] for i in held],
                            [logits[i] for i in held], [texts[i] for i in held])
         for i, v in zip(held, reads):
             out[i] = v
@@ -180,8 +183,8 @@ def stacked(rows, logits, reads, stack) -> tuple[list[np.ndarray], list[np.ndarr
 
     Z, R = [], []
     for z, v in zip(logits, reads):
-        head = np.flatnonzero(~np.isnan(v)) if len(v) else np.zeros(0, int)
-        zz, rr = restack(z, head, v[head], stack) if len(head) else (np.asarray(z, np.float32), np.zeros(len(z), np.float32))
+        head = np.flatnonzero(~np.isnan(v))  # every question with a candidate had some read
+        zz, rr = restack(z, head, v[head], stack)
         Z.append(zz)
         R.append(rr)
     return Z, R

@@ -98,3 +98,12 @@ def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
     onnx_z = Reader(tmp_path / "reader.onnx").scores("Who won the race in May?", texts)
     assert onnx_z.shape == (3,) and np.all(np.abs(onnx_z - torch_z) < 0.25)
     assert onnx_z[0] > onnx_z[1]  # it learned the pair it was shown
+
+
+def test_training_stacks_each_question_as_rerank_does():
+    from eval.train_reader import stacked
+
+    Z, R = stacked([None, None], [np.zeros(0), np.array([3.0, 2.0, 1.0, 0.0])],
+                   [np.zeros(0, np.float32), np.array([-1.0, 1.0, np.nan, np.nan], np.float32)], _stack())
+    assert Z[0].size == 0 and R[0].size == 0  # a question without candidates
+    assert Z[1].tolist() == [1.0, 4.0, -1.0, -2.0] and R[1].tolist() == [-1.0, 1.0, -1.0, -1.0]
