@@ -127,11 +127,16 @@ def out_of_fold(rows: list[QuestionRows], c: float) -> list[np.ndarray]:
     return out
 
 
+def top_answers(rows: list[QuestionRows], logits: list[np.ndarray],
+                reader: list[np.ndarray] | None = None) -> list[tuple[list[float], bool] | None]:
+    """``top_answer`` of every question (``reader[i]``: question i's reader log-odds)."""
+    return [top_answer(z, r, None if reader is None else reader[i]) for i, (r, z) in enumerate(zip(rows, logits))]
+
+
 def confidence_rows(rows: list[QuestionRows], logits: list[np.ndarray],
                     reader: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Confidence inputs and labels (the best sentence is right) of every question with a candidate."""
-    tops = [top_answer(z, r, None if reader is None else reader[i]) for i, (r, z) in enumerate(zip(rows, logits))]
-    tops = [t for t in tops if t]
+    tops = [t for t in top_answers(rows, logits, reader) if t]
     return np.array([x for x, _ in tops], dtype=np.float64), np.array([ok for _, ok in tops], dtype=bool)
 
 
@@ -169,8 +174,7 @@ def outcomes(answerer: Answerer, rows: list[QuestionRows], logits: list[np.ndarr
     """Per question: the answer's confidence, whether its best sentence is right, whether the
     question is answerable (the pipeline's decision, without building answers)."""
     conf, right, ans = [], [], []
-    for i, (r, z) in enumerate(zip(rows, logits)):
-        top = top_answer(z, r, None if reader is None else reader[i])
+    for r, top in zip(rows, top_answers(rows, logits, reader)):
         conf.append(answerer.confidence(top[0]) if top else 0.0)
         right.append(bool(top and top[1]))
         ans.append(r.item.answerable)

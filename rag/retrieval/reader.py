@@ -46,8 +46,9 @@ def encode_pairs(tok, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 class Reader:
     """The shipped reader graph and the packaged MiniLM tokenizer. Loads on first use."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, threads: int | None = None):
         self.path = Path(path)
+        self.threads = threads or C.READER.threads  # ONNX Runtime threads for one question
         self._session = None
         self._tok = None
         self._lock = threading.Lock()
@@ -60,7 +61,7 @@ class Reader:
         if not self.path.exists():
             raise RagError(f"the reader model {self.path} is missing; run `rag train` to rebuild it")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = C.READER.threads
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         self._tok = reader_tokenizer()
         self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
