@@ -4,7 +4,7 @@ Articles joined by a multi-article question form one group, and a group goes who
 split, so no article (and no question) sits in two splits. Groups are dealt per category in a
 seeded order, each to the split furthest below its share.
 
-    python -m eval.split RAW.jsonl [RAW2.jsonl ...] --typos T.jsonl [...] [--keep splits.json]
+    python -m eval.split RAW.jsonl [RAW2.jsonl ...] --typos T.jsonl [...] [--keep splits.json [--new-to train]]
 
 writes ``eval/data/bbc/{train,dev,test}.jsonl``, the ``*_typos.jsonl`` copies (each with its
 original's split) and ``splits.json``."""
@@ -76,11 +76,15 @@ def category(article: str) -> str:
     return article.split("_")[1] if article.startswith("bbc_") else "other"
 
 
-def assign(items, fixed: dict[str, str] | None = None, links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+def assign(items, fixed: dict[str, str] | None = None, links: Iterable[tuple[str, str]] = (),
+           new_to: str | None = None) -> dict[str, str]:
     """Article -> split. ``fixed`` (article -> split, e.g. an earlier ``splits.json``) keeps the
     split of every group holding one of its articles (the first split in ``SHARES`` order when a
     group now joins two); the other groups are dealt so that each category's splits, the fixed
-    groups included, come near their shares."""
+    groups included, come near their shares, or all go to ``new_to`` when it is given (growing
+    one split while the others stay exactly as they were)."""
+    if new_to is not None and new_to not in SHARES:
+        raise ValueError(f"unknown split {new_to!r}; one of {', '.join(SHARES)}")
     fixed = fixed or {}
     groups = article_groups(items, links)
     size: dict[str, int] = defaultdict(int)
@@ -108,7 +112,7 @@ def assign(items, fixed: dict[str, str] | None = None, links: Iterable[tuple[str
                 filled[kept[g]] += size[g]
         for g in sorted(gs, key=lambda g: -size[g]):  # big groups first, then fill the gaps
             total = sum(filled.values()) + size[g]
-            s = max(SHARES, key=lambda s: SHARES[s] * total - filled[s])
+            s = new_to or max(SHARES, key=lambda s: SHARES[s] * total - filled[s])
             split_of_group[g] = s
             filled[s] += size[g]
     return {a: split_of_group[g] for a, g in groups.items() if g in split_of_group}
@@ -122,7 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("--typos", nargs="*", type=Path, default=[])
     ap.add_argument("--out", type=Path, default=QA_DIR)
     ap.add_argument("--keep", type=Path, help="a splits.json whose article splits stay as they are")
+    ap.add_argument("--new-to", choices=list(SHARES),
+                    help="with --keep: every new article group goes to this split (the others stay as they are)")
     args = ap.parse_args(argv)
+    if args.new_to and not args.keep:
+        ap.error("--new-to needs --keep")
     fixed = json.loads(args.keep.read_text(encoding="utf-8"))["articles"] if args.keep else {}
     items = [json.loads(line) for p in args.raw for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     typos = [json.loads(line) for p in args.typos for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
 
     names = {a for d in items for a in _docs(d)}
     texts = {p.name: p.read_text(encoding="utf-8") for p in stage_articles() if p.name in names}
-    split_of = assign(items, fixed, near_duplicates(texts))
+    split_of = assign(items, fixed, near_duplicates(texts), args.new_to)
     split_of_id = {}
     out: dict[str, list[dict]] = {s: [] for s in SHARES}
     for d in items:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from eval.split import SHARES, assign, near_duplicates
 
 
@@ -47,3 +49,16 @@ def test_a_group_joining_two_kept_splits_takes_the_first_in_order():
     b = next(x for x, s in first.items() if s == "dev")
     second = assign(items, fixed=first, links=[(a, b)])
     assert second[a] == second[b] == "dev"
+
+
+def test_new_groups_can_all_go_to_one_split_while_kept_ones_stay():
+    old = _items(20)
+    first = assign(old)
+    dup = next(a for a, s in first.items() if s == "test")
+    new = old + [_item(9000 + i, f"bbc_business_{100 + i // 5:03d}.txt") for i in range(50)]
+    second = assign(new, fixed=first, links=[(dup, "bbc_business_100.txt")], new_to="train")
+    assert {a: second[a] for a in first} == first
+    assert second["bbc_business_100.txt"] == "test"  # a near-duplicate of a test article stays with it
+    assert {second[f"bbc_business_{100 + k:03d}.txt"] for k in range(1, 10)} == {"train"}
+    with pytest.raises(ValueError, match="unknown split"):
+        assign(new, fixed=first, new_to="validation")
