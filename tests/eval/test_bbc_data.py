@@ -59,8 +59,12 @@ def test_the_set_is_large_and_mixed():
     assert types["unanswerable"] / n >= 0.15
     assert types["false_premise"] / n >= 0.03
     assert types["multi_doc"] / n >= 0.10
-    shares = {s: len(_raw(bbc.qa_path(s))) / n for s in bbc.SPLITS}
-    assert 0.5 <= shares["train"] <= 0.7 and 0.15 <= shares["dev"] <= 0.25 and 0.15 <= shares["test"] <= 0.25
+    # The split is by article; train articles carry more questions each, so the question shares
+    # lean to train while dev and test stay large enough to measure on.
+    splits = bbc.read_splits()
+    shares = {s: sum(v == s for v in splits.values()) / len(splits) for s in bbc.SPLITS}
+    assert 0.55 <= shares["train"] <= 0.7 and 0.15 <= shares["dev"] <= 0.25 and 0.15 <= shares["test"] <= 0.25
+    assert min(len(_raw(bbc.qa_path(s))) for s in ("dev", "test")) >= 500
 
 
 def test_article_groups_join_multi_article_questions():
