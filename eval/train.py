@@ -255,7 +255,7 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
     X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
-                          "reader_epochs": tr.EPOCHS, "stack_rows": len(y)}
+                          "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "stack_rows": len(y)}
 
 
 def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:

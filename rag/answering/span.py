@@ -51,7 +51,6 @@ _NUMERIC = [  # a tennis or match score, a duration with its parts, an age
     re.compile(r"\d+-\d+(?:\s+\(\d+-\d+\))?(?:\s+\d+-\d+(?:\s+\(\d+-\d+\))?)*"),
     re.compile(rf"\b{_NUM}\s+{_UNIT}(?:,?\s+(?:and\s+)?{_NUM}\s+{_UNIT})*(?:\s+ago)?\b", re.I),
 ]
-_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+(?:more\s+|of\s+the\s+)?([a-z’'-]+)", re.I)
 _WHAT_NOUN = re.compile(r"^(?:\W*\w+\W+){0,6}?(?:what|which)\s+(?:[a-z’'-]+\s+){0,2}?([a-z’'-]+)\s+(?:did|does|do|was|were|is|are|has|had|will|would)\b", re.I)
 
 
@@ -78,6 +77,7 @@ class QuestionView:
     asks: frozenset[str]
     wh_dep: str = ""  # the wh-phrase's role: nsubj, dobj, pobj, attr, …
     wh: str = ""  # the question word: which, what, who, how_many, how_long, …
+    partitive: bool = False  # "how many *of the* projectiles": the answer counts a part of wh_noun
 
 
 def _content(tok) -> bool:
@@ -89,17 +89,37 @@ def question_view(question: Question, doc) -> QuestionView:
     toks = [t for t in doc if _content(t)]
     verbs = {stem(t.lower_) for t in doc if t.tag_.startswith("VB") and t.dep_ not in ("aux", "auxpass")}
     root, wh_dep = _wh_role(doc)
-    m = _HOW_MANY.search(question.text) or _WHAT_NOUN.search(question.text)
+    counted = _counted(doc)
+    m = None if counted else _WHAT_NOUN.search(question.text)
+    noun, partitive = counted or ((stem(m.group(1).lower()), False) if m else ("", False))
     return QuestionView(
         qtype=question.qtype,
         stems=frozenset(stem(t.lower_) for t in toks),
         verbs=frozenset(verbs - LIGHT_VERBS),
         root="" if root in LIGHT_VERBS else root,
-        wh_noun=stem(m.group(1).lower()) if m else "",
+        wh_noun=noun,
         asks=frozenset(k for k, p in _ASKS.items() if p.search(question.text)),
         wh_dep=wh_dep,
         wh=_wh_word(question.text),
+        partitive=partitive,
     )
+
+
+def _counted(doc) -> tuple[str, bool] | None:
+    """What "how many/much" counts, from the parse: ("projectil", False) for "how many (more)
+    projectiles", ("projectil", True) for "how many of the projectiles", ("", False) for "how many
+    were intercepted"; None when the question has no "how many/much"."""
+    for tok in doc:
+        if tok.lower_ in ("many", "much") and any(c.lower_ == "how" for c in tok.children):
+            noun = tok.head if tok.dep_ == "amod" else None
+            if noun is not None and not noun.tag_.startswith("NN") and noun.head.tag_.startswith("NN"):
+                noun = noun.head  # "how many more jobs"
+            if noun is not None and noun.tag_.startswith("NN"):
+                return stem(noun.lower_), False
+            of = next((c for c in tok.children if c.dep_ == "prep" and c.lower_ == "of"), None)
+            obj = next((c for c in of.children if c.dep_ == "pobj"), None) if of is not None else None
+            return (stem(obj.lower_), True) if obj is not None else ("", False)
+    return None
 
 
 _WH = re.compile(r"\b(how (?:many|much|long|old|far)|how|which|what|who|whom|whose|where|when|why)\b", re.I)
@@ -289,7 +309,9 @@ def _syntax(f: dict, span, q: QuestionView) -> None:
         if g in SAY_VERBS and root.dep_ in ("nsubj", "nsubjpass", "pobj"):
             f[f"speaker|q={t}"] = 1.0
     if q.wh_noun and (stem(head.lower_) == q.wh_noun or any(stem(x.lower_) == q.wh_noun for x in span)):
-        f[f"wh_noun|q={t}"] = 1.0
+        f[f"wh_noun{'_whole' if q.partitive else ''}|q={t}"] = 1.0  # "866 projectiles" when a part is asked
+    if q.partitive and b < len(span.doc) - 1 and span.doc[b].lower_ == "of" and span.doc[b + 1].tag_ in ("WDT", "WP", "PRP", "DT"):
+        f["part_of_whole"] = 1.0  # "260 of which", "two of them"
     dep = root.dep_ if root.dep_ in DEPS else "other"
     f[f"dep={dep}|q={t}"] = 1.0
     f[f"dep={dep}|wh={q.wh_dep if q.wh_dep in DEPS else 'other'}"] = 1.0
