@@ -90,8 +90,10 @@ def question_view(question: Question, doc) -> QuestionView:
     verbs = {stem(t.lower_) for t in doc if t.tag_.startswith("VB") and t.dep_ not in ("aux", "auxpass")}
     root, wh_dep = _wh_role(doc)
     counted = _counted(doc)
-    m = None if counted else _WHAT_NOUN.search(question.text)
-    noun, partitive = counted or ((stem(m.group(1).lower()), False) if m else ("", False))
+    if counted is None:  # no "how many/much": the noun of "what/which <noun> did …"
+        m = _WHAT_NOUN.search(question.text)
+        counted = (stem(m.group(1).lower()) if m else "", False)
+    noun, partitive = counted
     return QuestionView(
         qtype=question.qtype,
         stems=frozenset(stem(t.lower_) for t in toks),
