@@ -39,6 +39,7 @@ _PANEL_TABLE = {
 MARKER = re.compile(r"\s*\[(\d+)\]")
 NO_DATE = "undated"
 LEAD_CHARS = 320  # length of a related-passage snippet
+LEAD_LABEL_CHARS = 60  # length of a lead's opening words in the source picker
 N_LEADS = 3
 
 
@@ -258,7 +259,8 @@ def format_notice(message: str) -> str:
 # ---------------------------------------------------------------- source picker + article panel
 def source_choices(answer: Answer | None, articles: Mapping[str, Article] | None = None) -> list[tuple[str, str]]:
     """(label, value) pairs for the source picker: the citations of an answer ("cite:n"), or for
-    an abstention its leads ("lead:i")."""
+    an abstention its leads ("lead:i"), each labelled with its opening words, since several leads
+    can come from one article."""
     if answer is None:
         return []
     articles = articles or {}
@@ -268,7 +270,7 @@ def source_choices(answer: Answer | None, articles: Mapping[str, Article] | None
     for i, p in enumerate(answer.passages[:N_LEADS], start=1):
         art = articles.get(p.doc_id)
         title = art.title if art and art.title else p.source
-        out.append((f"Lead {i} (related, not support): {title} — {p.source}", f"lead:{i}"))
+        out.append((f"Lead {i} (related, not support): {title} — “{snippet(p.text, LEAD_LABEL_CHARS)}”", f"lead:{i}"))
     return out
 
 

@@ -289,7 +289,8 @@ def test_source_choices_and_resolution():
     assert F.resolve_choice(ANSWER, "cite:2") is None
     leads = F.source_choices(ABSTAIN, ARTICLES)
     assert [v for _, v in leads] == ["lead:1", "lead:2", "lead:3"]
-    assert leads[1][0] == "Lead 2 (related, not support): Other story — 004_other.txt"
+    assert leads[1][0] == "Lead 2 (related, not support): Other story — “Nothing about Lebanon here.”"
+    assert len({label for label, _ in leads}) == 3  # leads 1 and 3 share an article, not a label
     assert F.resolve_choice(ABSTAIN, "lead:2") == (
         "lead", "d2", 13, len(ART2.text), "Lead 2 — related passage, not support for an answer")
     assert F.resolve_choice(ABSTAIN, "lead:4") is None
