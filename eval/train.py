@@ -4,12 +4,12 @@
    only); each candidate sentence gives one row of ``scoring.FEATURES`` and a label: it is gold
    evidence (it holds, or is held by, an evidence string of a gold article).
 2. The evidence model is a logistic regression on the train rows. Its regularisation is chosen
-   on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds by article
-   group) for the steps below.
+   on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds of whole
+   article groups, dealt by question count) for the steps below.
 3. The reader (``eval/train_reader.py``), a cross-encoder over the evidence model's best
-   sentences, is fitted out of fold on train (two halves of the folds) and then on all of train;
-   a logistic stack over (evidence log-odds, reader log-odds) is fitted on the out-of-fold train
-   scores of the sentences it read.
+   sentences, is fitted out of fold on train (two halves of the article groups, dealt like the
+   folds) and then on all of train; a logistic stack over (evidence log-odds, reader log-odds)
+   is fitted on the out-of-fold train scores of the sentences it read.
 4. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
    the best sentence after the stack, fitted on the out-of-fold train scores, with the label
    "the best sentence is right" (always 0 for unanswerable questions).
@@ -106,12 +106,23 @@ def top_answer(z: np.ndarray, r: QuestionRows, reader: np.ndarray | None = None)
     return confidence_inputs(float(z[t]), second, read, r.X[t].tolist()), bool(r.right[t])
 
 
-def folds(rows: list[QuestionRows]) -> dict[str, int]:
-    """Article group -> fold (seeded)."""
-    groups = sorted({r.group for r in rows})
-    rng = np.random.default_rng(SEED)
-    rng.shuffle(groups)
-    return {g: i % FOLDS for i, g in enumerate(groups)}
+def folds(rows: list[QuestionRows], k: int = FOLDS) -> dict[str, int]:
+    """Article group -> one of ``k`` folds, dealt by question count so the folds hold about as
+    many questions each: the groups, largest first (ties in seeded order), each go to the fold
+    with the fewest questions so far (the lowest-numbered among equals)."""
+    sizes: dict[str, int] = {}
+    for r in rows:
+        sizes[r.group] = sizes.get(r.group, 0) + 1
+    groups = sorted(sizes)
+    np.random.default_rng(SEED).shuffle(groups)
+    groups.sort(key=lambda g: -sizes[g])  # stable: equal sizes keep the seeded order
+    load = [0] * k
+    fold_of: dict[str, int] = {}
+    for g in groups:
+        f = load.index(min(load))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    return fold_of
 
 
 def out_of_fold(rows: list[QuestionRows], c: float) -> list[np.ndarray]:
@@ -239,15 +250,15 @@ def _sha256(path: Path) -> str:
 
 def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str, list[np.ndarray]],
                  path: Path, progress: bool = True) -> tuple[LinearScorer, dict[str, list[np.ndarray]], dict]:
-    """Fit the reader: out of fold on train (two halves of the article groups) for the stack and
-    the confidence, then on all of train, exported to ``path`` and read from there on dev (the
-    int8 graph the answerer ships). Returns the stack, each split's reader log-odds (NaN where
-    unread) and what to record."""
+    """Fit the reader: out of fold on train (two halves of the article groups, dealt by question
+    count) for the stack and the confidence, then on all of train, exported to ``path`` and read
+    from there on dev (the int8 graph the answerer ships). Returns the stack, each split's reader
+    log-odds (NaN where unread) and what to record."""
     from eval import train_reader as tr
     from rag.retrieval.reader import Reader
 
     texts = {s: tr.row_texts(pipeline.index, rs) for s, rs in rows.items()}
-    reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"], folds(rows["train"]), SEED,
+    reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"], folds(rows["train"], 2), SEED,
                                           progress)}
     pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
     tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train"), path)

@@ -161,7 +161,7 @@ def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
 
 def read_out_of_fold(rows, logits, texts, fold_of: dict[str, int], seed: int, progress: bool = True) -> list[np.ndarray]:
     """The reader log-odds of every train question's head candidates, each by a reader fitted on
-    the other half of the article groups (``fold_of`` parity)."""
+    the other half of the article groups (``fold_of`` parity: pass two folds for even halves)."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
     tok = reader_tokenizer()
     for half in (0, 1):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from eval.gold import QAItem
-from eval.train import QuestionRows, choose_threshold, confidence_rows, fit_scorer, handled, net_right, out_of_fold, top_answer
+from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, folds, handled, net_right, out_of_fold,
+                        top_answer)
 from rag.retrieval.scoring import FEATURES
 
 DENSE = FEATURES.index("dense")
@@ -73,3 +74,15 @@ def test_out_of_fold_scores_come_from_models_that_did_not_see_the_group():
     logits = out_of_fold(rows, c=1.0)
     g0 = [top_answer(z, r)[1] for r, z in zip(rows, logits) if r.group == "g0"]
     assert not any(g0)  # its fold's model learned from the other groups only
+
+
+def test_folds_deal_whole_groups_by_question_count():
+    rows = _rows(40)
+    for r in rows[:14]:
+        r.group = "big"  # one group with 14 of the 40 questions; the rest as _rows made them
+    fold_of = folds(rows, 2)
+    sizes = [sum(fold_of[r.group] == f for r in rows) for f in (0, 1)]
+    assert sorted(sizes) == [19, 21]  # as even as whole groups allow: 14 + 4 + 3 against 4 + 4 + 4 + 4 + 3
+    assert fold_of["big"] == 0  # the largest group is dealt first, to the first fold
+    five = folds(rows, 5)
+    assert set(five.values()) == set(range(5)) and five == folds(rows, 5)  # every fold used; seeded
