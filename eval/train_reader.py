@@ -159,14 +159,14 @@ def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
     return out
 
 
-def read_out_of_fold(rows, logits, texts, fold_of: dict[str, int], seed: int, progress: bool = True) -> list[np.ndarray]:
+def read_out_of_fold(rows, logits, texts, half_of: dict[str, int], seed: int, progress: bool = True) -> list[np.ndarray]:
     """The reader log-odds of every train question's head candidates, each by a reader fitted on
-    the other half of the article groups (``fold_of`` parity: pass two folds for even halves)."""
+    the other half of the article groups (``half_of``: article group -> 0 or 1)."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
     tok = reader_tokenizer()
     for half in (0, 1):
-        fit = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 != half]
-        held = [i for i, r in enumerate(rows) if fold_of[r.group] % 2 == half]
+        fit = [i for i, r in enumerate(rows) if half_of[r.group] != half]
+        held = [i for i, r in enumerate(rows) if half_of[r.group] == half]
         net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
                          seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)")
         reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t, tok), [rows[i] for i in held],
