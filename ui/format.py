@@ -166,8 +166,13 @@ def snippet(text: str, limit: int = LEAD_CHARS) -> str:
     return t[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + " …"
 
 
+def lead_title(p: Passage, article: Article | None) -> str:
+    """A lead's heading: its article's title, else its file name."""
+    return article.title if article and article.title else p.source
+
+
 def format_lead(i: int, p: Passage, article: Article | None) -> str:
-    title = article.title if article and article.title else p.source
+    title = lead_title(p, article)
     date = article.date if article else None
     return (
         '<div class="nr-lead">'
@@ -268,8 +273,7 @@ def source_choices(answer: Answer | None, articles: Mapping[str, Article] | None
         return [(f"[{c.n}] {c.title or c.source} — {c.source}", f"cite:{c.n}") for c in answer.citations]
     out = []
     for i, p in enumerate(answer.passages[:N_LEADS], start=1):
-        art = articles.get(p.doc_id)
-        title = art.title if art and art.title else p.source
+        title = lead_title(p, articles.get(p.doc_id))
         out.append((f"Lead {i} (related, not support): {title} — “{snippet(p.text, LEAD_LABEL_CHARS)}”", f"lead:{i}"))
     return out
 
