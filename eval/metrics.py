@@ -333,13 +333,21 @@ def score_item(item: QAItem, answer) -> ItemResult:
     return res
 
 
+def answer_evidence(item: QAItem) -> tuple[str, ...]:
+    """The evidence strings that hold a gold answer, when some do and some do not: the others
+    only set the scene ("Reliance shares had fallen 13% …; how much did they gain on the news?"
+    quotes the fall and the gain, and only the gain answers). Otherwise all of them."""
+    holding = tuple(ev for ev in item.evidence if answer_correct(ev, item.answers))
+    return holding or item.evidence
+
+
 def sentence_labels(item: QAItem, source: str, text: str) -> tuple[bool, bool]:
-    """(is gold evidence, answers right) for one sentence of article ``source``: gold evidence
-    holds or is held by an evidence string of a gold article; a right one is that, or holds a gold
-    answer in a gold article."""
+    """(is answer evidence, answers right) for one sentence of article ``source``: answer evidence
+    holds or is held by one of the ``answer_evidence`` strings of a gold article; a right one is
+    that, or holds a gold answer in a gold article."""
     if not item.answerable or source not in item.docs:
         return False, False
-    gold = any(evidence_in(text, ev) or evidence_in(ev, text) for ev in item.evidence)
+    gold = any(evidence_in(text, ev) or evidence_in(ev, text) for ev in answer_evidence(item))
     return gold, gold or any(contains_answer(text, a) for a in item.answers)
 
 

@@ -1,8 +1,9 @@
 """``rag train``: fit the learned answerer on the train split, choose on the dev split.
 
 1. Every question of a split is run through the real first stage (BBC index, eligible articles
-   only); each candidate sentence gives one row of ``scoring.FEATURES`` and a label: it is gold
-   evidence (it holds, or is held by, an evidence string of a gold article).
+   only); each candidate sentence gives one row of ``scoring.FEATURES`` and a label: it is the
+   answer's evidence (it holds, or is held by, an evidence string of a gold article that holds a
+   gold answer; a string that only sets the scene of a two-article question is not).
 2. The evidence model is a logistic regression on the train rows. Its regularisation is chosen
    on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds of whole
    article groups, dealt by question count) for the steps below.
@@ -48,7 +49,7 @@ SEED = 13
 class QuestionRows:
     item: QAItem
     X: np.ndarray  # (n, FEATURES)
-    y: np.ndarray  # 1 = gold evidence sentence
+    y: np.ndarray  # 1 = answer evidence sentence (metrics.sentence_labels)
     right: np.ndarray  # 1 = citing this sentence answers the question right
     keys: list[tuple[str, int]]  # (source, sentence index)
     group: str  # the article group (split unit) of the question

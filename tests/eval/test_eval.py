@@ -108,6 +108,23 @@ def test_evidence_rank_recall_mrr():
     assert M.recall_at([], 5) is None and M.mean_reciprocal_rank([]) is None
 
 
+def test_sentence_labels_mark_the_evidence_that_answers():
+    # two articles: a.txt sets the scene, b.txt holds the answer
+    item = G.QAItem("q", "Shares had fallen 13%; how much did they gain on the news?", ("1.7%",), ("a.txt", "b.txt"),
+                    ("Shares have fallen 13% since the feud began.", "Shares added 1.7% on the news."), "multi_doc")
+    assert M.answer_evidence(item) == ("Shares added 1.7% on the news.",)
+    assert M.sentence_labels(item, "a.txt", "Shares have fallen 13% since the feud began.") == (False, False)
+    assert M.sentence_labels(item, "b.txt", "Shares added 1.7% on the news.") == (True, True)
+    assert M.sentence_labels(item, "b.txt", "Rivals gained 1.7% too.") == (False, True)  # holds the answer
+    assert M.sentence_labels(item, "c.txt", "Shares added 1.7% on the news.") == (False, False)  # not a gold article
+    # no evidence string holds the answer (a paraphrased "why"): all of them are answer evidence
+    why = G.QAItem("w", "Why did they sell?", ("to pay debts",), ("a.txt",), ("It needed cash.", "Its debts were due."), "why")
+    assert M.answer_evidence(why) == why.evidence
+    assert M.sentence_labels(why, "a.txt", "It needed cash.") == (True, True)
+    unanswerable = G.QAItem("u", "Who won?", (), ("a.txt",), (), "unanswerable")
+    assert M.sentence_labels(unanswerable, "a.txt", "It needed cash.") == (False, False)
+
+
 def test_citation_precision_and_recall():
     ev = ["Netanyahu met Gallant on Tuesday."]
     assert M.citation_supported("Before that, Netanyahu met Gallant on Tuesday. After.", ev, [])  # contains evidence
