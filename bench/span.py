@@ -1,4 +1,5 @@
-"""Short-answer cost per answer: the learned span scorer against the typed-entity rule.
+"""Short-answer cost per answer: the learned span scorer (with its span reader) against the
+scorer on the parse alone and the typed-entity rule.
 
 For every answerable dev question, on its gold evidence sentence (``eval.train_span``), time
 ``rag.answering.extractive.short_answer`` (parse the question and the sentence, candidates,
@@ -37,11 +38,15 @@ def main() -> None:
 
     from eval.train_span import gold_sentences, load_items
     from rag.answering.extractive import EntityTagger, import_spacy, short_answer, typed_entity
-    from rag.answering.span import load_span_model
+    from dataclasses import replace
+
+    from rag.answering.span import load_span_model, pick_span
     from rag.question.analysis import analyze
 
-    if load_span_model() is None:
+    model = load_span_model()
+    if model is None:
         raise SystemExit("no span model: run python -m eval.train_span first")
+    parse_only = replace(model, reader_weight=0.0)
     cases = [(analyze(it["question"]), next(s for s, scored in gold_sentences(it) if scored)) for it in load_items("dev")]
     tagger = EntityTagger()
     tagger.parse("Warm up in Gaza on Monday.")
@@ -53,7 +58,8 @@ def main() -> None:
 
     old_tagger = OldTagger()
     runs = {
-        "span scorer (parse + features + score)": (lambda q, s: short_answer(q, s, tagger), tagger._cache.clear),
+        f"span scorer + span reader (weight {model.reader_weight:g})": (lambda q, s: short_answer(q, s, tagger), tagger._cache.clear),
+        "span scorer, parse only (reader weight 0)": (lambda q, s: pick_span(parse_only, q, s, tagger), tagger._cache.clear),
         "typed-entity rule, same parser": (lambda q, s: typed_entity(q, s, tagger), tagger._cache.clear),
         "typed-entity rule, entity-only pipeline (before)": (lambda q, s: typed_entity(q, s, old_tagger), lambda: None),
     }

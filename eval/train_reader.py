@@ -41,7 +41,24 @@ def training_pairs(rows, logits, texts) -> list[tuple[str, str, float]]:
     return out
 
 
-def _net(seed: int):
+def optimiser(net, steps: int, lr: float = LR, head_lr: float = HEAD_LR):
+    """AdamW over ``net.bert`` (its trainable layers, ``lr``) and ``net.head`` (``head_lr``), with
+    a learning rate rising over the first ``WARMUP`` share of ``steps``, then falling to 0."""
+    import torch
+
+    groups = [{"params": [p for p in net.bert.parameters() if p.requires_grad], "lr": lr},
+              {"params": net.head.parameters(), "lr": head_lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / (WARMUP * steps)) * max(0.0, 1 - s / steps))
+    return opt, sched
+
+
+def minilm_net(seed: int, outputs: int, pooled: bool):
+    """The packaged MiniLM with a linear head of ``outputs``, its embeddings frozen; torch is
+    seeded first, so the head starts from the same weights on every run. ``pooled``: the head
+    reads the mean of the tokens (one score per pair, the pooling MiniLM was trained with);
+    otherwise every token (``outputs`` scores per token)."""
     import torch
     from transformers import AutoModel
 
@@ -49,56 +66,68 @@ def _net(seed: int):
 
     torch.manual_seed(seed)
 
-    class ReaderNet(torch.nn.Module):
+    class MiniLMNet(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.bert = AutoModel.from_pretrained(str(model_dir()))
-            self.head = torch.nn.Linear(HIDDEN, 1)
+            self.head = torch.nn.Linear(HIDDEN, outputs)
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             h = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                           token_type_ids=token_type_ids).last_hidden_state
+            if not pooled:
+                return self.head(h)
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             return self.head((h * m).sum(1) / m.sum(1)).squeeze(-1)
 
-    net = ReaderNet()
+    net = MiniLMNet()
     for name, p in net.bert.named_parameters():
         p.requires_grad = not name.startswith("embeddings.")
+    return net
+
+
+def _net(seed: int):
+    return minilm_net(seed, 1, pooled=True)
+
+
+def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epochs: int = EPOCHS,
+               lr: float = LR, head_lr: float = HEAD_LR):
+    """Fit ``net`` on ``data`` for ``epochs`` passes of shuffled batches of ``BATCH`` (``loss``:
+    a batch's loss tensor); returns it in eval mode."""
+    from tqdm import tqdm
+
+    steps = max(1, epochs * (len(data) // BATCH))
+    opt, sched = optimiser(net, steps, lr, head_lr)
+    rng = random.Random(seed)
+    data = list(data)
+    net.train()
+    with tqdm(total=steps, desc=desc, unit="batch", disable=not progress) as bar:
+        for _ in range(epochs):
+            rng.shuffle(data)
+            for b in range(0, len(data) - BATCH + 1, BATCH):
+                batch_loss = loss(data[b : b + BATCH])
+                opt.zero_grad()
+                batch_loss.backward()
+                opt.step()
+                sched.step()
+                bar.update()
+    net.eval()
     return net
 
 
 def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = True, desc: str = "reader"):
     """The fine-tuned torch model (eval mode)."""
     import torch
-    from tqdm import tqdm
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     net = _net(seed)
     tok = reader_tokenizer()
-    groups = [{"params": [p for p in net.bert.parameters() if p.requires_grad], "lr": LR},
-              {"params": net.head.parameters(), "lr": HEAD_LR}]
-    opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    steps = max(1, EPOCHS * (len(pairs) // BATCH))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / (WARMUP * steps)) * max(0.0, 1 - s / steps))
-    rng = random.Random(seed)
-    data = list(pairs)
-    net.train()
-    with tqdm(total=steps, desc=desc, unit="batch", disable=not progress) as bar:
-        for _ in range(EPOCHS):
-            rng.shuffle(data)
-            for b in range(0, len(data) - BATCH + 1, BATCH):
-                batch = data[b : b + BATCH]
-                feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                    net(**feeds), torch.tensor([y for _, _, y in batch]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update()
-    net.eval()
-    return net
+
+    def loss(batch):
+        feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
+        return torch.nn.functional.binary_cross_entropy_with_logits(net(**feeds), torch.tensor([y for _, _, y in batch]))
+
+    return train_loop(net, pairs, loss, seed, progress, desc)
 
 
 def torch_scores(net, question: str, texts: list[str], tok=None) -> np.ndarray:
@@ -114,8 +143,12 @@ def torch_scores(net, question: str, texts: list[str], tok=None) -> np.ndarray:
         return net(**feeds).numpy().astype(np.float32)
 
 
-def export_reader(net, path: Path) -> None:
-    """Write ``net`` as an int8 (dynamic quantisation) ONNX graph at ``path``, atomically."""
+SAMPLE_PAIRS = [("a question", "a sentence"), ("a question", "another one")]  # to trace a graph
+
+
+def export_graph(net, path: Path, feeds: dict[str, np.ndarray], logits_axes: dict[int, str]) -> None:
+    """Write ``net`` as an int8 (dynamic quantisation) ONNX graph at ``path``, atomically.
+    ``feeds``: a sample batch of its inputs; ``logits_axes``: the dynamic axes of its output."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -123,17 +156,21 @@ def export_reader(net, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     full = path.with_suffix(".fp32.tmp")
     tmp = path.with_suffix(".tmp")
-    pairs = [("a question", "a sentence"), ("a question", "another one")]
-    sample = {k: torch.from_numpy(v) for k, v in encode_pairs(reader_tokenizer(), pairs).items()}
+    sample = {k: torch.from_numpy(v) for k, v in feeds.items()}
     torch.onnx.export(
         net, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(full),
         input_names=list(sample), output_names=["logits"], opset_version=17, dynamo=False,
-        dynamic_axes={k: {0: "pairs", 1: "tokens"} for k in sample} | {"logits": {0: "pairs"}},
+        dynamic_axes={k: {0: "pairs", 1: "tokens"} for k in sample} | {"logits": logits_axes},
     )
     quantize_dynamic(str(full), str(tmp), weight_type=QuantType.QInt8)
     full.unlink()
     tmp.chmod(0o644)
     tmp.replace(path)
+
+
+def export_reader(net, path: Path) -> None:
+    """The reader as an int8 ONNX graph at ``path`` (one log-odds per pair)."""
+    export_graph(net, path, encode_pairs(reader_tokenizer(), SAMPLE_PAIRS), {0: "pairs"})
 
 
 def head_of(z: np.ndarray) -> np.ndarray:

@@ -10,8 +10,11 @@
    the argmax span on the gold sentence.
 3. The sentence a question is scored on is its first evidence string holding a gold answer (the
    first one otherwise), as the chain shows the short answer of its first cited sentence.
+4. The span reader (``eval/train_span_reader.py``) is fitted on train and written beside the
+   model; dev chooses the weight of its log-probability in each candidate's score (0: unread),
+   the smallest within one standard error of the best (``choose_weight``).
 
-``python -m eval.train_span [--out FILE] [--test]`` (or ``rag train --span``) writes ``settings.SPAN_MODEL`` with a
+``python -m eval.train_span [--out FILE] [--test] [--no-reader]`` (or ``rag train --span``) writes ``settings.SPAN_MODEL`` with a
 manifest (data hashes, seed, grid, dev metrics, train metrics labelled in-sample) and prints the
 comparison with the typed-entity rule; ``--test`` also reports the test split (once, at the end).
 """
@@ -22,14 +25,16 @@ import argparse
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from eval.metrics import contains_answer, normalize_answer, token_f1
 from rag import settings as C
-from rag.answering.span import SpanModel, candidates, features, question_view, save_span_model
+from rag.answering.span import (SpanCandidate, SpanModel, candidates, features, question_view, save_span_model,
+                                span_scores)
+from rag.answering.span_reader import SpanReader, TokenScores
 from rag.question.analysis import analyze
 
 DATA = C.PROJECT_ROOT / "eval" / "data" / "bbc"
@@ -37,6 +42,8 @@ SEED = 13
 MIN_F1 = 0.5
 MIN_COUNT = 2
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+READER_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+READER_FILE = "span_reader.onnx"
 LABELLINGS = ("best", "any", "best-listwise", "any-listwise")
 
 
@@ -49,6 +56,7 @@ class SpanRows:
     sentence: str
     answers: tuple[str, ...]
     texts: list[str]
+    spans: list[SpanCandidate]
     feats: list[dict[str, float]]
     f1: np.ndarray
     scored: bool  # the sentence the question is scored on (one per question)
@@ -82,7 +90,7 @@ def collect(tagger, items: list[dict]) -> list[SpanRows]:
             doc = tagger.parse(sentence)
             cands = candidates(doc)
             out.append(SpanRows(
-                it["id"], it["question"], sentence, tuple(it["answers"]), [c.text for c in cands],
+                it["id"], it["question"], sentence, tuple(it["answers"]), [c.text for c in cands], cands,
                 [features(doc, c, view) for c in cands], np.array([best_f1(c.text, it["answers"]) for c in cands]),
                 scored,
             ))
@@ -164,10 +172,11 @@ def _conditional_logit(X: np.ndarray, y: np.ndarray, sizes: list[int], c: float)
     return res.x
 
 
-def predict(model: SpanModel, r: SpanRows) -> str | None:
+def predict(model: SpanModel, r: SpanRows, tokens: TokenScores | None = None) -> str | None:
+    """The best candidate (``tokens``: the span reader's scores of the sentence, when read)."""
     if not r.texts:
         return None
-    z = model.scores(r.feats)
+    z = span_scores(model, r.feats, r.spans, tokens)
     return r.texts[int(np.argmax(z))]  # ties: the first candidate (candidates come in text order)
 
 
@@ -177,9 +186,60 @@ def score(preds: list[str | None], rows: list[SpanRows]) -> dict:
     return {"questions": len(rows), "f1": round(float(np.mean(f1)), 4), "em": round(float(np.mean(em)), 4)}
 
 
-def evaluate(model: SpanModel, rows: list[SpanRows]) -> dict:
+def f1_scores(model: SpanModel, rows: list[SpanRows], tokens: dict[str, TokenScores]) -> np.ndarray:
+    """Token F1 of the model's pick on each scored sentence."""
+    return np.array([best_f1(predict(model, r, tokens.get(r.item_id)) or "", r.answers) for r in rows if r.scored])
+
+
+def choose_weight(model: SpanModel, rows: list[SpanRows], tokens: dict[str, TokenScores]) -> tuple[float, dict]:
+    """The reader's weight: the smallest of ``READER_WEIGHTS`` whose dev F1 is within one
+    standard error of the best one's (the one-standard-error rule: among weights dev cannot tell
+    apart, the one that leans least on the reader and most on the parse). Returns it and what to
+    record."""
+    per = {w: f1_scores(replace(model, reader_weight=w), rows, tokens) for w in READER_WEIGHTS}
+    mean = {w: float(v.mean()) for w, v in per.items()}
+    best = max(READER_WEIGHTS, key=lambda w: mean[w])
+    se = float(per[best].std(ddof=1) / np.sqrt(len(per[best])))
+    weight = min(w for w in READER_WEIGHTS if mean[w] >= mean[best] - se)
+    return weight, {"dev_f1_by_reader_weight": {f"{w:g}": round(m, 4) for w, m in mean.items()},
+                    "dev_f1_standard_error": round(se, 4), "reader_weight": weight}
+
+
+def evaluate(model: SpanModel, rows: list[SpanRows], tokens: dict[str, TokenScores] | None = None) -> dict:
+    """F1 / EM of the model's pick on the scored sentences (``tokens``: the span reader's scores
+    by item id)."""
     scored = [r for r in rows if r.scored]
-    return score([predict(model, r) for r in scored], scored)
+    tokens = tokens or {}
+    return score([predict(model, r, tokens.get(r.item_id)) for r in scored], scored)
+
+
+def reader_stage(rows: dict[str, list[SpanRows]], items: list[dict], path: Path, progress: bool
+                 ) -> tuple[dict[str, dict[str, TokenScores]], dict]:
+    """Fit the span reader on the train items, write it to ``path``, and read every scored
+    sentence of each split with it. Returns the token scores by split and item id, and what to
+    record."""
+    from eval import train_span_reader as tsr
+
+    t0 = time.perf_counter()
+    data = tsr.examples(items)
+    tsr.export(tsr.fit(data, SEED, progress), path)
+    reader = SpanReader(path)
+    tokens = {s: {r.item_id: reader.scores(r.question, r.sentence) for r in rs if r.scored} for s, rs in rows.items()}
+    info = {"file": path.name, "sha256": _sha256(path), "examples": len(data), "epochs": tsr.EPOCHS,
+            "seconds": round(time.perf_counter() - t0)}
+    return tokens, info
+
+
+def reader_alone(rows: list[SpanRows], tokens: dict[str, TokenScores]) -> dict:
+    """The span reader's own best span of at most ``settings.SPAN_READER.max_answer_tokens``
+    tokens, whatever the parse's candidates (a comparison)."""
+    scored = [r for r in rows if r.scored]
+    preds = []
+    for r in scored:
+        t = tokens[r.item_id]
+        a, b, _ = t.best(C.SPAN_READER.max_answer_tokens) if len(t.start) else (0, 0, 0.0)
+        preds.append(r.sentence[a:b] or None)
+    return score(preds, scored)
 
 
 def entity_rule(tagger, rows: list[SpanRows]) -> dict:
@@ -194,15 +254,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train(out: Path | None = None, test: bool = False, progress: bool = True) -> tuple[SpanModel, dict]:
+def train(out: Path | None = None, test: bool = False, progress: bool = True, reader: bool = True
+          ) -> tuple[SpanModel, dict]:
+    """Fit and write the span model (``reader=False``: without the span reader, minutes faster)."""
     from rag.answering.extractive import EntityTagger
 
     tagger = EntityTagger()
+    out = Path(out or C.SPAN_MODEL)
     splits = ("train", "dev", "test") if test else ("train", "dev")
-    rows = {}
+    items, rows = {}, {}
     for s in splits:
         t0 = time.perf_counter()
-        rows[s] = collect(tagger, load_items(s))
+        items[s] = load_items(s)
+        rows[s] = collect(tagger, items[s])
         if progress:
             print(f"{s}: {len(rows[s])} sentences parsed in {time.perf_counter() - t0:.1f} s", flush=True)
     names = vocabulary(rows["train"])
@@ -223,14 +287,29 @@ def train(out: Path | None = None, test: bool = False, progress: bool = True) ->
         "regularisation_C": c,
         "dev_f1_by_choice": {k: v[0] for k, v in grid.items()},
         "oracle": {s: oracle(rows[s]) for s in ("train", "dev")},
-        "metrics": {"dev": evaluate(model, rows["dev"]), "train (in-sample)": evaluate(model, rows["train"]),
-                    "dev, typed-entity rule": entity_rule(tagger, rows["dev"])},
     }
-    model = SpanModel(model.names, model.coef, model.intercept, meta)
-    save_span_model(model, Path(out or C.SPAN_MODEL))
+    tokens: dict[str, dict[str, TokenScores]] = {}
+    weight = 0.0
+    if reader:  # the span reader, fitted on train; dev chooses its weight (0: unread)
+        tokens, meta["reader"] = reader_stage(rows, items["train"], out.parent / READER_FILE, progress)
+        weight, chosen = choose_weight(model, rows["dev"], tokens["dev"])
+        meta |= chosen
+    model = replace(model, reader_weight=weight, reader_path=out.parent / READER_FILE if reader else None)
+    meta["metrics"] = {"dev": evaluate(model, rows["dev"], tokens.get("dev")),
+                       "train (in-sample)": evaluate(model, rows["train"], tokens.get("train")),
+                       "dev, typed-entity rule": entity_rule(tagger, rows["dev"])}
+    if reader:
+        meta["metrics"] |= {"dev, without the span reader": evaluate(replace(model, reader_weight=0.0), rows["dev"]),
+                            "dev, the span reader alone": reader_alone(rows["dev"], tokens["dev"])}
+    model = replace(model, meta=meta)
+    save_span_model(model, out)
     if test:  # reported, never chosen on
-        meta = {**meta, "test": {"model": evaluate(model, rows["test"]), "typed-entity rule": entity_rule(tagger, rows["test"]),
-                                 "oracle": oracle(rows["test"])}}
+        t = {"model": evaluate(model, rows["test"], tokens.get("test")), "typed-entity rule": entity_rule(tagger, rows["test"]),
+             "oracle": oracle(rows["test"])}
+        if reader:
+            t |= {"without the span reader": evaluate(replace(model, reader_weight=0.0), rows["test"]),
+                  "the span reader alone": reader_alone(rows["test"], tokens["test"])}
+        meta = {**meta, "test": t}
     return model, meta
 
 
@@ -238,8 +317,11 @@ def summary(meta: dict) -> str:
     """A few lines for the command line: the choice, the oracle and the metrics."""
     lines = [f"labels {meta['labelling']}, C = {meta['regularisation_C']} chosen on dev; {meta['features']} features; "
              f"oracle (some candidate reaches F1 >= {MIN_F1}): dev {meta['oracle']['dev']['any_candidate_f1>=0.5']}"]
+    if "reader" in meta:
+        lines.append(f"span reader: {meta['reader']['examples']} train examples, {meta['reader']['seconds']} s; "
+                     f"weight {meta['reader_weight']:g} chosen on dev (within one standard error, {meta['dev_f1_standard_error']}, of the best)")
     rows = dict(meta["metrics"], **{f"test, {k}": v for k, v in meta.get("test", {}).items() if k != "oracle"})
-    lines += [f"  {name:28s} F1 {m['f1']:.3f}  EM {m['em']:.3f}  ({m['questions']} questions)" for name, m in rows.items()]
+    lines += [f"  {name:36s} F1 {m['f1']:.3f}  EM {m['em']:.3f}  ({m['questions']} questions)" for name, m in rows.items()]
     return "\n".join(lines)
 
 
@@ -247,8 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m eval.train_span", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped rag/models/span.json)")
     p.add_argument("--test", action="store_true", help="also report the test split (after all choices are made)")
+    p.add_argument("--no-reader", action="store_true", help="without the span reader (minutes faster)")
     args = p.parse_args(argv)
-    _, meta = train(args.out, args.test)
+    _, meta = train(args.out, args.test, reader=not args.no_reader)
     print(json.dumps({k: v for k, v in meta.items() if k not in ("data", "trained")}, indent=1))
     print(summary(meta))
 

@@ -191,7 +191,7 @@ def cmd_train(args) -> int:
     if args.span:  # the short-answer span scorer (eval/train_span.py)
         from eval.train_span import summary, train as train_span
 
-        _, meta = train_span(out=args.out, progress=False)
+        _, meta = train_span(out=args.out, progress=False, reader=not args.no_reader)
         print(summary(meta))
         print(f"model: {args.out or C.SPAN_MODEL}")
         return 0
@@ -283,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit the learned answerer on the train split, choose on dev (eval/data/bbc)")
     p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped rag/models/answerer.json)")
     p.add_argument("--span", action="store_true",
-                   help="fit the short-answer span scorer instead (default --out: rag/models/span.json)")
+                   help="fit the short-answer span scorer and its span reader instead (default --out: rag/models/span.json)")
     p.add_argument("--no-reader", action="store_true",
-                   help="without the reader (the cross-encoder; it is most of the training time)")
+                   help="without the reader (the cross-encoder; it is most of the training time); with --span, without the span reader")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ui", help="open the chat in the browser (Gradio)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from rag import settings as C
 from rag.answering.extractive import EntityTagger, build_answer
 from rag.answering.model import Answerer, load_answerer
+from rag.answering.span import load_span_model
 from index.embed import Embedder, MiniLMEmbedder
 from rag.errors import BadInputError
 from index.ingest import collect
@@ -95,6 +96,9 @@ class RagPipeline:
         self.embedder.embed_query("warm up")
         if self.tagger:
             self.tagger.entities("Warm up in Gaza on Monday.")
+            span_model = load_span_model()
+            if span_model is not None:
+                span_model.reader_scores("warm up", "Warm up in Gaza on Monday.")
         reader = self.answerer.read() if self.answerer else None
         if reader is not None:
             reader.scores("warm up", ["Warm up in Gaza on Monday."])

@@ -110,6 +110,15 @@ class ReaderSettings:
 
 
 @dataclass(frozen=True)
+class SpanReaderSettings:
+    """The span reader (rag/answering/span_reader.py)."""
+
+    max_tokens: int = 128  # question + sentence, the sentence truncated first
+    max_answer_tokens: int = 16  # the longest span it proposes on its own (a comparison in training)
+    threads: int = 2  # ONNX Runtime threads for one sentence
+
+
+@dataclass(frozen=True)
 class HandWeights:
     """The hand-rule chain's sentence score = weights · features (tuned on eval/data/qa.jsonl:
     in-sample there). The learned answerer does not use them."""
@@ -139,5 +148,6 @@ WRITERS = Writers()
 SEARCH = Search()
 LEARNED = LearnedDecision()
 READER = ReaderSettings()
+SPAN_READER = SpanReaderSettings()
 HAND_WEIGHTS = HandWeights()
 HAND_ABSTENTION = HandAbstention()

@@ -7,7 +7,10 @@ each gets named features (its entity label and kind crossed with the question's 
 of it the question already says, how close it stands to the question's words, whether the verb
 that governs it is the question's verb, …); a logistic model over those features, fitted by
 ``python -m eval.train_span`` and shipped as ``settings.SPAN_MODEL`` (plain JSON), ranks them,
-and the best one is the short answer. Plain functions; the parse comes from the caller's tagger.
+and the best one is the short answer. When the span reader ships (``span_reader.py``, MiniLM
+pointing at the answer's first and last token), each candidate's score adds ``reader_weight``
+times the reader's log-probability of that span; the weight is chosen on dev with the rest.
+Plain functions; the parse comes from the caller's tagger.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from rag import settings as C
+from rag.answering.span_reader import TokenScores, load_span_reader
 from rag.errors import RagError
 from rag.question.analysis import STOPWORDS, Question
 from rag.question.answer_types import stem
 
 MODEL_FORMAT = 1
+UNSEEN_PENALTY = 10.0  # reader log-probability below the worst seen, for a span past the cut
 MAX_SUBTREE_TOKENS = 12  # longer subtrees are clauses, not answers
 SUBTREE_DEPS = frozenset(
     "nsubj nsubjpass dobj pobj attr acomp appos conj advcl xcomp ccomp relcl npadvmod oprd dative agent advmod".split()
@@ -365,6 +370,8 @@ class SpanModel:
     coef: np.ndarray
     intercept: float
     meta: dict
+    reader_weight: float = 0.0  # times the span reader's log-probability; 0: the reader is not read
+    reader_path: Path | None = None  # the span reader graph (set on load, beside the model file)
 
     @functools.cached_property
     def _index(self) -> dict[str, int]:
@@ -377,17 +384,24 @@ class SpanModel:
             out[r] += sum(self.coef[idx[k]] * v for k, v in feats.items() if k in idx)
         return out
 
+    def reader_scores(self, question: str, sentence: str) -> TokenScores | None:
+        """The span reader's token scores of the sentence, or None when the reader is not read."""
+        if not self.reader_weight or self.reader_path is None:
+            return None
+        return load_span_reader(self.reader_path).scores(question, sentence)
+
     def to_json(self) -> dict:
         return {"format": MODEL_FORMAT, "features": list(self.names), "coef": [round(float(x), 6) for x in self.coef],
-                "intercept": float(self.intercept), "meta": self.meta}
+                "intercept": float(self.intercept), "reader_weight": self.reader_weight, "meta": self.meta}
 
     @classmethod
-    def from_json(cls, d: dict) -> SpanModel:
+    def from_json(cls, d: dict, reader_path: Path | None = None) -> SpanModel:
         if d.get("format") != MODEL_FORMAT:
             raise ValueError(f"span model format {d.get('format')!r}; this program reads format {MODEL_FORMAT}")
         if len(d["features"]) != len(d["coef"]):
             raise ValueError(f"{len(d['features'])} features but {len(d['coef'])} weights")
-        return cls(tuple(d["features"]), np.asarray(d["coef"], dtype=np.float64), float(d["intercept"]), d.get("meta", {}))
+        return cls(tuple(d["features"]), np.asarray(d["coef"], dtype=np.float64), float(d["intercept"]), d.get("meta", {}),
+                   float(d.get("reader_weight", 0.0)), reader_path)
 
 
 def save_span_model(model: SpanModel, path: Path) -> None:
@@ -403,7 +417,9 @@ def load_span_model(path: Path | None = None) -> SpanModel | None:
     if not path.exists():
         return None
     try:
-        return SpanModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+        d = json.loads(path.read_text(encoding="utf-8"))
+        reader = d.get("meta", {}).get("reader", {}).get("file")
+        return SpanModel.from_json(d, path.parent / reader if reader else None)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RagError(f"{path}: the span model cannot be read ({e}); run `python -m eval.train_span` to rebuild it") from e
 
@@ -414,13 +430,32 @@ class ScoredSpan:
     score: float  # log-odds that the span is the answer
 
 
-def rank_spans(model: SpanModel, question: Question, qdoc, doc) -> list[ScoredSpan]:
-    """Candidates of the parsed sentence ``doc``, best first (``qdoc``: the question's parse)."""
+def reader_column(tokens: TokenScores, cands: list[SpanCandidate]) -> np.ndarray:
+    """The span reader's log-probability of each candidate; a candidate it cannot see (the
+    sentence was cut) gets the worst seen, less ``UNSEEN_PENALTY``."""
+    got = [tokens.span_score(c.start, c.end) for c in cands]
+    seen = [g for g in got if g is not None]
+    floor = (min(seen) if seen else 0.0) - UNSEEN_PENALTY
+    return np.array([floor if g is None else g for g in got], dtype=np.float64)
+
+
+def span_scores(model: SpanModel, feats: list[dict[str, float]], cands: list[SpanCandidate],
+                tokens: TokenScores | None) -> np.ndarray:
+    """The linear score of each candidate, plus the reader's weighted log-probability when read."""
+    z = model.scores(feats)
+    if tokens is not None and model.reader_weight:
+        z = z + model.reader_weight * reader_column(tokens, cands)
+    return z
+
+
+def rank_spans(model: SpanModel, question: Question, qdoc, doc, tokens: TokenScores | None = None) -> list[ScoredSpan]:
+    """Candidates of the parsed sentence ``doc``, best first (``qdoc``: the question's parse;
+    ``tokens``: the span reader's scores of the sentence, when it is read)."""
     view = question_view(question, qdoc)
     cands = candidates(doc)
     if not cands:
         return []
-    z = model.scores([features(doc, c, view) for c in cands])
+    z = span_scores(model, [features(doc, c, view) for c in cands], cands, tokens)
     order = sorted(range(len(cands)), key=lambda i: (-z[i], cands[i].start, cands[i].end))
     return [ScoredSpan(cands[i], float(z[i])) for i in order]
 
@@ -428,6 +463,7 @@ def rank_spans(model: SpanModel, question: Question, qdoc, doc) -> list[ScoredSp
 def pick_span(model: SpanModel, question: Question, sentence: str, tagger) -> str | None:
     """The short answer in ``sentence``: the best-scored candidate span (None: no candidate).
     ``tagger`` parses (``EntityTagger.parse``)."""
-    ranked = rank_spans(model, question, tagger.parse(question.text, entities=False), tagger.parse(sentence))
+    ranked = rank_spans(model, question, tagger.parse(question.text, entities=False), tagger.parse(sentence),
+                        model.reader_scores(question.text, sentence))
     return ranked[0].candidate.text if ranked else None
 

@@ -13,69 +13,38 @@ graph beside the answerer (``rag/models/reader.onnx``); it runs on ONNX Runtime,
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from rag import settings as C
-from rag.errors import RagError
+from rag.onnx_graph import Graph, pair_feeds, pair_tokenizer
 
 def reader_tokenizer():
-    """The packaged MiniLM tokenizer set for (question, sentence) pairs: truncating the sentence
-    to ``settings.READER.max_tokens`` in all, padding a batch to its longest pair."""
-    from index.encoder import load_tokenizer
-
-    tok = load_tokenizer(max_length=None)
-    tok.enable_truncation(max_length=C.READER.max_tokens, strategy="only_second")
-    tok.enable_padding()
-    return tok
+    """The pair tokenizer at ``settings.READER.max_tokens``."""
+    return pair_tokenizer(C.READER.max_tokens)
 
 
 def encode_pairs(tok, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     """Token ids, attention mask and segment ids of (question, text) pairs: the reader's inputs."""
-    encs = tok.encode_batch(pairs)
-    return {
-        "input_ids": np.array([e.ids for e in encs], np.int64),
-        "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
-        "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
-    }
+    return pair_feeds(tok.encode_batch(pairs))
 
 
 class Reader:
     """The shipped reader graph and the packaged MiniLM tokenizer. Loads on first use."""
 
     def __init__(self, path: Path | str, threads: int | None = None):
-        self.path = Path(path)
-        self.threads = threads or C.READER.threads  # ONNX Runtime threads for one question
-        self._session = None
-        self._tok = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise RagError("the reader needs ONNX Runtime: pip install onnxruntime") from e
-        if not self.path.exists():
-            raise RagError(f"the reader model {self.path} is missing; run `rag train` to rebuild it")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        self._tok = reader_tokenizer()
-        self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self._graph = Graph(path, threads or C.READER.threads, "reader", "rag train", reader_tokenizer)
+        self.path = self._graph.path
 
     def scores(self, question: str, texts: list[str]) -> np.ndarray:
         """The reader's log-odds for each (question, text) pair, in one batch."""
         if not texts:
             return np.zeros(0, np.float32)
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    self._load()
-        feeds = encode_pairs(self._tok, [(question, t) for t in texts])
-        return np.asarray(self._session.run(None, feeds)[0], np.float32).reshape(-1)
+        session, tok = self._graph.load()
+        feeds = encode_pairs(tok, [(question, t) for t in texts])
+        return np.asarray(session.run(None, feeds)[0], np.float32).reshape(-1)
 
 
 def candidate_texts(index, sentences) -> list[str]:
