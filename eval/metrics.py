@@ -20,6 +20,7 @@ Scoring rules (the metric functions below are tested on hand-made inputs in test
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -333,6 +334,7 @@ def score_item(item: QAItem, answer) -> ItemResult:
     return res
 
 
+@functools.lru_cache(maxsize=4096)  # sentence_labels asks once for each candidate sentence of a question
 def answer_evidence(item: QAItem) -> tuple[str, ...]:
     """The evidence strings that hold a gold answer, when some do and some do not: the others
     only set the scene ("Reliance shares had fallen 13% …; how much did they gain on the news?"

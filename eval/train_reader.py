@@ -86,10 +86,6 @@ def minilm_net(seed: int, outputs: int, pooled: bool):
     return net
 
 
-def _net(seed: int):
-    return minilm_net(seed, 1, pooled=True)
-
-
 def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epochs: int = EPOCHS,
                lr: float = LR, head_lr: float = HEAD_LR):
     """Fit ``net`` on ``data`` for ``epochs`` passes of shuffled batches of ``BATCH`` (``loss``:
@@ -120,7 +116,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    net = _net(seed)
+    net = minilm_net(seed, 1, pooled=True)
     tok = reader_tokenizer()
 
     def loss(batch):

@@ -17,8 +17,7 @@ from eval.train_span import gold_sentences
 
 EPOCHS = 3
 LR = 5e-5  # encoder layers
-HEAD_LR = 1e-3
-BATCH = 16
+HEAD_LR = 1e-3  # batches of train_reader.BATCH
 
 
 @dataclass(frozen=True)
@@ -58,20 +57,14 @@ def targets(enc, start: int, end: int) -> tuple[int, int] | None:
     return (toks[0], toks[-1]) if toks else None
 
 
-def _net(seed: int):
-    from eval.train_reader import minilm_net
-
-    return minilm_net(seed, 2, pooled=False)  # (pairs, tokens, 2): start and end logits
-
-
 def fit(data: list[SpanExample], seed: int, progress: bool = True, epochs: int = EPOCHS):
     """The fine-tuned torch model (eval mode)."""
     import torch
 
-    from eval.train_reader import train_loop
+    from eval.train_reader import minilm_net, train_loop
     from rag.answering.span_reader import encode, sentence_mask, span_tokenizer
 
-    net = _net(seed)
+    net = minilm_net(seed, 2, pooled=False)  # (pairs, tokens, 2): start and end logits
     tok = span_tokenizer()
     encs = tok.encode_batch([(e.question, e.sentence) for e in data])
     usable = [(e, t) for e, enc in zip(data, encs) if (t := targets(enc, e.start, e.end))]
