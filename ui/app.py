@@ -145,13 +145,13 @@ def _wire_chat(h: Handlers, c: dict) -> None:
     ask_outputs = [c["question"], c["chatbot"], c["turns"], c["focus"], c["picker"], c["article"]]
     private = {"api_visibility": "private", "show_progress": "hidden"}
     light = {**private, "concurrency_limit": None}  # never queued behind answers
-    asking = [
-        c["question"].submit(h.respond, ask_inputs, ask_outputs, **private),
-        c["ask_btn"].click(h.respond, ask_inputs, ask_outputs, **private),
-    ]
+    # Enter and the Ask button are one event: a question sent while an answer is still arriving
+    # waits for it and is then asked (the default would drop it); one answer at a time per chat.
+    asking = [gr.on([c["question"].submit, c["ask_btn"].click], h.respond, ask_inputs, ask_outputs,
+                    trigger_mode="always_last", **private)]
     for btn, text in zip(c["example_btns"], c["examples"]):
         asking.append(btn.click(lambda t=text: t, None, c["question"], **light)
-                      .then(h.respond, ask_inputs, ask_outputs, **private))
+                      .then(h.respond, ask_inputs, ask_outputs, trigger_mode="always_last", **private))
     for event in asking:
         event.then(h.export_file, [c["turns"]], [c["export_btn"]], **light)
     c["picker"].input(h.open_source, [c["picker"], c["turns"], c["focus"]], [c["article"]], **light)

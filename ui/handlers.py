@@ -121,7 +121,9 @@ class Handlers:
 
     def respond(self, question, turns, since, until, sources, k, mode):
         """Answer into the chat. A refusal (empty question, bad date, …) becomes an inline
-        message after the earlier turns, and the question stays in the box to be fixed."""
+        message after the earlier turns, and the question stays in the box to be fixed. Only the
+        first update empties the box: what is typed there while the answer streams is kept (and
+        asked next, when it was sent before this answer finished)."""
         turns = list(turns or [])
         q = " ".join(str(question or "").split())
         keep = gr.update()
@@ -132,14 +134,14 @@ class Handlers:
             yield "", messages(turns + [pending]), turns, keep, keep, keep
             if not self.status.ready:
                 pending["html"] = F.format_pending("Preparing the index — the first answer waits for it…")
-                yield "", messages(turns + [pending]), turns, keep, keep, keep
+                yield keep, messages(turns + [pending]), turns, keep, keep, keep
                 self.status.wait()
             req = self.request(q, turns, since, until, sources, k, mode)
             if req.mode == "llm":
                 pending["html"] = F.format_pending(
                     "Retrieving passages, then the local language model writes the answer — on a CPU this can "
                     "take a few minutes. Its draft streams in here and is checked against the articles.")
-                yield "", messages(turns + [pending]), turns, keep, keep, keep
+                yield keep, messages(turns + [pending]), turns, keep, keep, keep
             final: Answer | None = None
             text = ""
             last = 0.0
@@ -151,7 +153,7 @@ class Handlers:
                 if time.monotonic() - last > 0.05:
                     last = time.monotonic()
                     pending["html"] = F.format_streaming(text)
-                    yield "", messages(turns + [pending]), turns, keep, keep, keep
+                    yield keep, messages(turns + [pending]), turns, keep, keep, keep
             assert final is not None
         except Exception as e:  # the refusal joins the conversation; nothing earlier is lost
             message = str(user_error(e).message) if not isinstance(e, FieldError) else str(e)
@@ -163,7 +165,7 @@ class Handlers:
         arts = self.articles()
         turns = turns + [{"question": q, "answer": final, "html": F.format_answer(final, arts, turn=len(turns))}]
         yield (
-            "", messages(turns), turns, len(turns) - 1,
+            keep, messages(turns), turns, len(turns) - 1,
             self.picker_update(final, arts), F.article_placeholder(picker_hint(final)),
         )
 

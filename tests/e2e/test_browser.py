@@ -111,6 +111,11 @@ def ask(page, question: str, n_messages: int, press_enter: bool = True):
         page.press("#nr-question textarea", "Enter")
     else:
         page.click("#nr-ask")
+    return ask_wait(page, n_messages)
+
+
+def ask_wait(page, n_messages: int):
+    """Wait for the n-th finished assistant message and return it."""
     done = "#nr-chat .nr-answer:not(.nr-streaming):not(.nr-pending)"
     page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length >= n", arg=[done, n_messages],
                            timeout=TIMEOUT)
@@ -142,6 +147,21 @@ def test_refusals_are_inline_and_keep_every_earlier_turn(open_page):
     assert "Type a question first" in empty.inner_text()
     assert page.locator("#nr-chat .nr-footer").count() == 2  # both earlier answers are still there
     assert error_pills(page) == 0
+
+
+@pytest.mark.slow
+def test_a_question_sent_while_an_answer_arrives_is_asked_next(open_page):
+    page = open_page(WIDE)
+    page.fill("#nr-question textarea", Q_AUSTIN)
+    page.press("#nr-question textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#nr-question textarea').value === ''",
+                           timeout=TIMEOUT)  # the answer has started: its first update empties the box
+    page.fill("#nr-question textarea", "and what did he say?")
+    page.press("#nr-question textarea", "Enter")  # sent before the first answer is in
+    second = ask_wait(page, 2)
+    assert "nr-notice" not in second.get_attribute("class") and "Austin" in second.inner_text()
+    assert "Austin" in page.locator("#nr-chat .nr-answer").nth(0).inner_text()
+    assert page.input_value("#nr-question textarea") == ""
 
 
 # ---------------------------------------------------------------- 2. clickable citations

@@ -83,6 +83,7 @@ def test_clicking_a_citation_opens_its_source_at_the_span(handlers):
 def test_no_typing_effect_an_extractive_answer_arrives_at_once(handlers):
     steps = list(handlers.respond(CRANES, [], None, None, [], 5, "extractive"))
     assert len(steps) == 2  # "searching…", then the answer
+    assert steps[0][0] == "" and steps[1][0] == {"__type__": "update"}  # only the first empties the box
 
 
 def test_copy_and_export_carry_the_citations(handlers, tmp_path: Path):
