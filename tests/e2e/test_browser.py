@@ -67,9 +67,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):  # CI installs it (.ci/run): missing there is a failure
-            pytest.fail(f"{CHROMIUM} is not installed in CI")
+    if not os.path.exists(CHROMIUM):  # a failure in CI (tests/conftest.py), which installs it
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
