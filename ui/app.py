@@ -9,6 +9,7 @@ and ``launch`` warms it up after the server is listening (the page shows the pro
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported, here and anywhere
@@ -145,13 +146,14 @@ def _wire_chat(h: Handlers, c: dict) -> None:
     ask_outputs = [c["question"], c["chatbot"], c["turns"], c["focus"], c["picker"], c["article"]]
     private = {"api_visibility": "private", "show_progress": "hidden"}
     light = {**private, "concurrency_limit": None}  # never queued behind answers
-    # Enter and the Ask button are one event: a question sent while an answer is still arriving
-    # waits for it and is then asked (the default would drop it); one answer at a time per chat.
-    asking = [gr.on([c["question"].submit, c["ask_btn"].click], h.respond, ask_inputs, ask_outputs,
-                    trigger_mode="always_last", **private)]
-    for btn, text in zip(c["example_btns"], c["examples"]):
-        asking.append(btn.click(lambda t=text: t, None, c["question"], **light)
-                      .then(h.respond, ask_inputs, ask_outputs, trigger_mode="always_last", **private))
+    # An example fills the box in the browser (before the event below reads it), then asks it.
+    for btn in c["example_btns"]:
+        btn.click(None, None, c["question"], js=f"() => {json.dumps(btn.value)}", **light)
+    # Enter, the Ask button and the examples are one event: a question sent while an answer is
+    # still arriving waits for it and is then asked with the box's contents at that moment (the
+    # default would drop it, and a second event would answer beside it and overwrite its turn).
+    triggers = [c["question"].submit, c["ask_btn"].click, *(b.click for b in c["example_btns"])]
+    asking = [gr.on(triggers, h.respond, ask_inputs, ask_outputs, trigger_mode="always_last", **private)]
     for event in asking:
         event.then(h.export_file, [c["turns"]], [c["export_btn"]], **light)
     c["picker"].input(h.open_source, [c["picker"], c["turns"], c["focus"]], [c["article"]], **light)
@@ -198,7 +200,7 @@ def build_app(
     status = status or Readiness(ready=True)
     h = Handlers(pipeline, uploads_dir, status)
     with gr.Blocks(title="NewsRAG — cited answers from news articles", fill_width=True) as demo:
-        c: dict = {"demo": demo, "turns": gr.State([]), "focus": gr.State(None), "examples": list(examples)}
+        c: dict = {"demo": demo, "turns": gr.State([]), "focus": gr.State(None)}
         gr.HTML(HEADER, js_on_load=None)
         c["status_md"] = gr.Markdown(
             h.status_line() if status.ready else f"**Preparing** — {F.esc(status.message)}", elem_id="nr-status")

@@ -162,6 +162,22 @@ def test_a_question_sent_while_an_answer_arrives_is_asked_next(open_page):
     assert page.input_value("#nr-question textarea") == ""
 
 
+@pytest.mark.slow
+def test_an_example_clicked_while_an_answer_arrives_is_asked_next(open_page):
+    page = open_page(WIDE)
+    page.fill("#nr-question textarea", Q_AUSTIN)
+    page.press("#nr-question textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#nr-question textarea').value === ''",
+                           timeout=TIMEOUT)  # the answer has started
+    page.locator("button.nr-example").first.click()  # Q_866, before the first answer is in
+    second = ask_wait(page, 2)
+    assert "866" in second.inner_text()
+    answers = page.locator("#nr-chat .nr-answer")
+    assert "Austin" in answers.nth(0).inner_text()  # neither answer overwrote the other
+    page.wait_for_timeout(1000)
+    assert answers.count() == 2
+
+
 # ---------------------------------------------------------------- 2. clickable citations
 @pytest.mark.slow
 @pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
