@@ -260,9 +260,9 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
 
     texts = {s: tr.row_texts(pipeline.index, rs) for s, rs in rows.items()}
     reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"], folds(rows["train"], 2), SEED,
-                                          progress)}
+                                          progress, cache=tr.CACHE_DIR)}
     pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
-    tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train"), path)
+    tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train", cache=tr.CACHE_DIR), path)
     reads["dev"] = tr.read_heads(Reader(path).scores, rows["dev"], logits["dev"], texts["dev"])
     X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)

@@ -9,6 +9,8 @@ Seeded; about ``EPOCHS`` passes over ~10k pairs on 2 cores."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -111,19 +113,55 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
     return net
 
 
-def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = True, desc: str = "reader"):
-    """The fine-tuned torch model (eval mode)."""
+CACHE_DIR = C.DATA_DIR / "train_cache"  # fitted readers, by what they were fitted on (gitignored)
+
+
+def fit_key(pairs: list[tuple[str, str, float]], seed: int) -> str:
+    """What a fitted reader depends on, hashed: the pairs, the seed, the recipe and the base model."""
+    from index.encoder import model_dir
+
+    recipe = {"epochs": EPOCHS, "lr": LR, "head_lr": HEAD_LR, "batch": BATCH, "warmup": WARMUP,
+              "max_tokens": C.READER.max_tokens, "seed": seed, "model": str(model_dir().name)}
+    h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    for q, t, y in pairs:
+        h.update(json.dumps([q, t, y]).encode())
+    return h.hexdigest()[:24]
+
+
+def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = True, desc: str = "reader",
+               cache: Path | None = None):
+    """The fine-tuned torch model (eval mode). With ``cache`` (a directory), a reader fitted
+    before on the same pairs, seed and recipe is loaded from there instead of fitted again, and a
+    new one is saved there (its trained weights, as safetensors): a ``rag train`` stopped after
+    its first readers resumes after them."""
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     net = minilm_net(seed, 1, pooled=True)
+    saved = Path(cache) / f"reader-{fit_key(pairs, seed)}.safetensors" if cache else None
+    if saved is not None and saved.exists():
+        from safetensors.torch import load_file
+
+        missing, unexpected = net.load_state_dict(load_file(str(saved)), strict=False)
+        if unexpected or any(not k.startswith("bert.embeddings.") for k in missing):
+            raise ValueError(f"{saved} is not a reader of this recipe; delete it to fit again")
+        return net.eval()
     tok = reader_tokenizer()
 
     def loss(batch):
         feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
         return torch.nn.functional.binary_cross_entropy_with_logits(net(**feeds), torch.tensor([y for _, _, y in batch]))
 
-    return train_loop(net, pairs, loss, seed, progress, desc)
+    net = train_loop(net, pairs, loss, seed, progress, desc)
+    if saved is not None:
+        from safetensors.torch import save_file
+
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.startswith("bert.embeddings.")},
+                  str(tmp))
+        tmp.replace(saved)
+    return net
 
 
 def torch_scores(net, question: str, texts: list[str], tok=None) -> np.ndarray:
@@ -192,16 +230,18 @@ def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
     return out
 
 
-def read_out_of_fold(rows, logits, texts, half_of: dict[str, int], seed: int, progress: bool = True) -> list[np.ndarray]:
+def read_out_of_fold(rows, logits, texts, half_of: dict[str, int], seed: int, progress: bool = True,
+                     cache: Path | None = None) -> list[np.ndarray]:
     """The reader log-odds of every train question's head candidates, each by a reader fitted on
-    the other half of the article groups (``half_of``: article group -> 0 or 1)."""
+    the other half of the article groups (``half_of``: article group -> 0 or 1; ``cache``: as
+    ``fit_reader``)."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
     tok = reader_tokenizer()
     for half in (0, 1):
         fit = [i for i, r in enumerate(rows) if half_of[r.group] != half]
         held = [i for i, r in enumerate(rows) if half_of[r.group] == half]
         net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
-                         seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)")
+                         seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)", cache=cache)
         reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t, tok), [rows[i] for i in held],
                            [logits[i] for i in held], [texts[i] for i in held])
         for i, v in zip(held, reads):

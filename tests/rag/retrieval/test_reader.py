@@ -100,6 +100,34 @@ def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
     assert onnx_z[0] > onnx_z[1]  # it learned the pair it was shown
 
 
+@pytest.mark.slow
+def test_a_fitted_reader_is_reloaded_from_the_cache_not_fitted_again(tmp_path, monkeypatch):
+    from eval import train_reader as tr
+
+    pairs = [("Who won the race?", "Smith won the race.", 1.0), ("Who won the race?", "The weather was bad.", 0.0)] * 8
+    net = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)
+    (saved,) = tmp_path.glob("reader-*.safetensors")
+    assert not any(k.startswith("bert.embeddings.") for k in safe_open_keys(saved))  # frozen: not stored
+
+    def refit(*args, **kwargs):
+        raise RuntimeError("fitted again")
+
+    monkeypatch.setattr(tr, "train_loop", refit)
+    again = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)
+    texts = ["Smith won the race on Monday.", "The weather was bad."]
+    assert tr.torch_scores(again, "Who won?", texts).tolist() == tr.torch_scores(net, "Who won?", texts).tolist()
+    for other_pairs, seed in ((pairs, 1), (pairs[:-1], 0)):  # another seed or other pairs: fitted anew
+        with pytest.raises(RuntimeError, match="fitted again"):
+            tr.fit_reader(other_pairs, seed=seed, progress=False, cache=tmp_path)
+
+
+def safe_open_keys(path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        return list(f.keys())
+
+
 def test_training_stacks_each_question_as_rerank_does():
     from eval.train_reader import stacked
 
