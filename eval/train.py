@@ -5,10 +5,10 @@
    answer's evidence (it holds, or is held by, an evidence string of a gold article that holds a
    gold answer; a string that only sets the scene of a two-article question is not).
 2. The evidence model is a logistic regression on the train rows. Its regularisation is chosen
-   on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds of whole
-   article groups, dealt by question count) for the steps below.
+   on dev (top-1 evidence accuracy). Train questions are scored out of fold (5 folds of
+   articles, dealt by question count; ``fold_split``) for the steps below.
 3. The reader (``eval/train_reader.py``), a cross-encoder over the evidence model's best
-   sentences, is fitted out of fold on train (two halves of the article groups, dealt like the
+   sentences, is fitted out of fold on train (two halves of the articles, dealt like the
    folds) and then on all of train; a logistic stack over (evidence log-odds, reader log-odds)
    is fitted on the out-of-fold train scores of the sentences it read.
 4. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
@@ -35,7 +35,6 @@ from rag import settings as C
 from rag.answering.model import (CONFIDENCE_FEATURES, STACK_FEATURES, Answerer, confidence_inputs, rival_logit,
                                  save_answerer)
 from eval.adapter import save_adapter
-from eval.split import article_groups
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -52,10 +51,15 @@ class QuestionRows:
     y: np.ndarray  # 1 = answer evidence sentence (metrics.sentence_labels)
     right: np.ndarray  # 1 = citing this sentence answers the question right
     keys: list[tuple[str, int]]  # (source, sentence index)
-    group: str  # the article group (split unit) of the question
+    group: str  # the question's fold unit: its first article (its id when it has none)
+
+    @property
+    def units(self) -> set[str]:
+        """Every article the question draws on (its id when it has none)."""
+        return set(self.item.docs) or {self.group}
 
 
-def collect(pipeline, items: list[QAItem], groups: dict[str, str], desc: str) -> list[QuestionRows]:
+def collect(pipeline, items: list[QAItem], desc: str) -> list[QuestionRows]:
     """The candidate rows of every question (features do not depend on the scorer)."""
     from tqdm import tqdm
 
@@ -71,7 +75,7 @@ def collect(pipeline, items: list[QAItem], groups: dict[str, str], desc: str) ->
             y.append(g)
             right.append(ok)
             keys.append((art.source, s.index))
-        group = groups.get(item.docs[0], item.id) if item.docs else item.id
+        group = item.docs[0] if item.docs else item.id
         out.append(QuestionRows(item, X, np.array(y, bool), np.array(right, bool), keys, group))
     return out
 
@@ -108,34 +112,48 @@ def top_answer(z: np.ndarray, r: QuestionRows, reader: np.ndarray | None = None)
 
 
 def folds(rows: list[QuestionRows], k: int = FOLDS) -> dict[str, int]:
-    """Article group -> one of ``k`` folds, dealt by question count so the folds hold about as
-    many questions each: the groups, largest first (ties in seeded order), each go to the fold
-    with the fewest questions so far (the lowest-numbered among equals)."""
+    """Article -> one of ``k`` folds, dealt by question count (the questions whose first article
+    it is) so the folds hold about as many questions each: the articles, most questions first
+    (ties in seeded order), each go to the fold with the fewest questions so far (then the fewest
+    articles, then the lowest-numbered). Articles that are only ever a question's second come last."""
     sizes: dict[str, int] = {}
     for r in rows:
         sizes[r.group] = sizes.get(r.group, 0) + 1
-    groups = sorted(sizes)
-    np.random.default_rng(SEED).shuffle(groups)
-    groups.sort(key=lambda g: -sizes[g])  # stable: equal sizes keep the seeded order
-    load = [0] * k
+        for u in r.units:
+            sizes.setdefault(u, 0)
+    units = sorted(sizes)
+    np.random.default_rng(SEED).shuffle(units)
+    units.sort(key=lambda u: -sizes[u])  # stable: equal sizes keep the seeded order
+    load, count = [0] * k, [0] * k
     fold_of: dict[str, int] = {}
-    for g in groups:
-        f = load.index(min(load))
-        fold_of[g] = f
-        load[f] += sizes[g]
+    for u in units:
+        f = min(range(k), key=lambda i: (load[i], count[i], i))
+        fold_of[u] = f
+        load[f] += sizes[u]
+        count[f] += 1
     return fold_of
+
+
+def fold_split(rows: list[QuestionRows], fold_of: dict[str, int], f: int) -> tuple[list[int], list[int]]:
+    """(questions to fit on, questions to score) for fold ``f``: scored are those whose first
+    article is in it; fitted on are those none of whose articles is. Articles, not the groups that
+    two-article questions chain them into: those chains joined three quarters of the train
+    questions into one group, which left a quarter to fit the models that scored it."""
+    held = [i for i, r in enumerate(rows) if fold_of[r.group] == f]
+    fit = [i for i, r in enumerate(rows) if all(fold_of[u] != f for u in r.units)]
+    return fit, held
 
 
 def out_of_fold(rows: list[QuestionRows], c: float) -> list[np.ndarray]:
     """The evidence log-odds of every train question's candidates, each by a model that did not
-    see its article group."""
+    see its articles (``fold_split``)."""
     fold_of = folds(rows)
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
     for f in range(FOLDS):
-        scorer = fit_scorer([r for r in rows if fold_of[r.group] != f], c)
-        for i, r in enumerate(rows):
-            if fold_of[r.group] == f:
-                out[i] = scorer.logits(r.X)
+        fit, held = fold_split(rows, fold_of, f)
+        scorer = fit_scorer([rows[i] for i in fit], c)
+        for i in held:
+            out[i] = scorer.logits(rows[i].X)
     return out
 
 
@@ -210,7 +228,7 @@ def split_scores(answerer: Answerer, rows: list[QuestionRows], logits: list[np.n
 
 def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: bool = True) -> dict:
     """Fit the question adapter and fill the ``dense_tuned`` column: out of fold on train (each
-    fold's questions by an adapter that did not see their article group), by the adapter of all
+    fold's questions by an adapter that did not see their articles), by the adapter of all
     of train on the other splits. Returns the final adapter's weights."""
     from tqdm import tqdm
 
@@ -233,11 +251,10 @@ def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: 
     train_rows, train_v = rows["train"], V["train"]
     fold_of = folds(train_rows)
     for f in tqdm(range(FOLDS + 1), desc="question adapter (folds, then all)", disable=not progress):
-        fit_idx = [i for i, r in enumerate(train_rows) if f == FOLDS or fold_of[r.group] != f]
+        fit_idx, held = fold_split(train_rows, fold_of, f) if f < FOLDS else (list(range(len(train_rows))), [])
         weights = fit_adapter([train_rows[i].item.question for i in fit_idx], [train_v[i] for i in fit_idx],
                               [train_rows[i].y for i in fit_idx], seed=SEED + f)
         if f < FOLDS:
-            held = [i for i, r in enumerate(train_rows) if fold_of[r.group] == f]
             fill(weights, [train_rows[i] for i in held], [train_v[i] for i in held])
     for s, rs in rows.items():
         if s != "train":
@@ -251,23 +268,26 @@ def _sha256(path: Path) -> str:
 
 def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str, list[np.ndarray]],
                  path: Path, progress: bool = True) -> tuple[LinearScorer, dict[str, list[np.ndarray]], dict]:
-    """Fit the reader: out of fold on train (two halves of the article groups, dealt by question
-    count) for the stack and the confidence, then on all of train, exported to ``path`` and read
+    """Fit the reader: out of fold on train (two halves of the articles, dealt by question
+    count; ``fold_split``) for the stack and the confidence, then on all of train, exported to ``path`` and read
     from there on dev (the int8 graph the answerer ships). Returns the stack, each split's reader
     log-odds (NaN where unread) and what to record."""
     from eval import train_reader as tr
     from rag.retrieval.reader import Reader
 
     texts = {s: tr.row_texts(pipeline.index, rs) for s, rs in rows.items()}
-    reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"], folds(rows["train"], 2), SEED,
-                                          progress, cache=tr.CACHE_DIR)}
+    halves = folds(rows["train"], 2)
+    reads = {"train": tr.read_out_of_fold(rows["train"], logits["train"], texts["train"],
+                                          [fold_split(rows["train"], halves, h) for h in (0, 1)], SEED, progress,
+                                          cache=tr.CACHE_DIR)}
     pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
     tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train", cache=tr.CACHE_DIR), path)
     reads["dev"] = tr.read_heads(Reader(path).scores, rows["dev"], logits["dev"], texts["dev"])
     X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
-                          "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "stack_rows": len(y)}
+                          "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "reader_loss": tr.LOSS,
+                           "stack_rows": len(y)}
 
 
 def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:
@@ -283,9 +303,7 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
     pipeline = bbc.ensure_index(answerer="rules")
     articles = {a.source: a.text for a in pipeline.index.articles.values()}
     data = {s: load_qa(bbc.qa_path(s), articles) for s in ("train", "dev")}
-    # a question's group is its split unit: articles joined by a multi-article question share one
-    unit = article_groups([*data["train"], *data["dev"]])
-    rows = {s: collect(pipeline, items, unit, f"features {s}") for s, items in data.items()}
+    rows = {s: collect(pipeline, items, f"features {s}") for s, items in data.items()}
 
     # 1b. the question adapter and its feature
     adapter_weights = add_adapter_column(pipeline, rows, progress)

@@ -3,9 +3,10 @@ cross-encoder on the train split, then exported to an int8 ONNX graph.
 
 Pairs: for every train question, its gold evidence sentences (label 1) and the evidence model's
 best ``NEGATIVES`` other candidates (label 0; hard negatives from the same articles and their
-neighbours); an unanswerable question gives negatives only. Loss: binary cross-entropy on a linear head over MiniLM's
-mean-pooled output (the pooling the packaged model was trained with); the embeddings stay frozen.
-Seeded; about ``EPOCHS`` passes over ~10k pairs on 2 cores."""
+neighbours); an unanswerable question gives negatives only. Loss (``LOSS``): binary
+cross-entropy on a linear head over MiniLM's mean-pooled output (the pooling the packaged model
+was trained with), listwise plus a softmax cross-entropy over each question's pairs; the
+embeddings stay frozen. Seeded; ``EPOCHS`` passes over the pairs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ LR = 4e-5  # encoder layers
 HEAD_LR = 1e-3
 BATCH = 16
 NEGATIVES = 8  # hard negatives per question
+LOSS = "listwise"  # or "pointwise": binary cross-entropy per pair only; listwise adds a softmax cross-entropy over each question's pairs
+GROUPS = 2  # questions a batch, listwise (about BATCH pairs)
 WARMUP = 0.1  # share of the steps with a rising learning rate
 HIDDEN = 384
 
@@ -89,12 +92,14 @@ def minilm_net(seed: int, outputs: int, pooled: bool):
 
 
 def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epochs: int = EPOCHS,
-               lr: float = LR, head_lr: float = HEAD_LR):
-    """Fit ``net`` on ``data`` for ``epochs`` passes of shuffled batches of ``BATCH`` (``loss``:
-    a batch's loss tensor); returns it in eval mode."""
+               lr: float = LR, head_lr: float = HEAD_LR, batch: int = BATCH):
+    """Fit ``net`` on ``data`` for ``epochs`` passes of shuffled batches of ``batch`` items
+    (``loss``: a batch's loss tensor); returns it in eval mode."""
     from tqdm import tqdm
 
-    steps = max(1, epochs * (len(data) // BATCH))
+    if len(data) < batch:
+        raise ValueError(f"{desc}: {len(data)} training items, fewer than one batch of {batch}")
+    steps = epochs * (len(data) // batch)
     opt, sched = optimiser(net, steps, lr, head_lr)
     rng = random.Random(seed)
     data = list(data)
@@ -102,8 +107,8 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
     with tqdm(total=steps, desc=desc, unit="batch", disable=not progress) as bar:
         for _ in range(epochs):
             rng.shuffle(data)
-            for b in range(0, len(data) - BATCH + 1, BATCH):
-                batch_loss = loss(data[b : b + BATCH])
+            for b in range(0, len(data) - batch + 1, batch):
+                batch_loss = loss(data[b : b + batch])
                 opt.zero_grad()
                 batch_loss.backward()
                 opt.step()
@@ -111,6 +116,17 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
                 bar.update()
     net.eval()
     return net
+
+
+def question_groups(pairs: list[tuple[str, str, float]]) -> list[list[tuple[str, str, float]]]:
+    """``training_pairs`` cut into each question's run of pairs."""
+    out: list[list[tuple[str, str, float]]] = []
+    for p in pairs:
+        if out and out[-1][0][0] == p[0]:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
 
 
 CACHE_DIR = C.DATA_DIR / "train_cache"  # fitted readers, by what they were fitted on (gitignored)
@@ -121,6 +137,7 @@ def fit_key(pairs: list[tuple[str, str, float]], seed: int) -> str:
     from index.encoder import model_dir
 
     recipe = {"epochs": EPOCHS, "lr": LR, "head_lr": HEAD_LR, "batch": BATCH, "warmup": WARMUP,
+              **({"loss": LOSS, "groups": GROUPS} if LOSS != "pointwise" else {}),
               "max_tokens": C.READER.max_tokens, "seed": seed, "model": str(model_dir().name)}
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     for q, t, y in pairs:
@@ -147,12 +164,32 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
             raise ValueError(f"{saved} is not a reader of this recipe; delete it to fit again")
         return net.eval()
     tok = reader_tokenizer()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
 
-    def loss(batch):
+    def scored(batch):
         feeds = {k: torch.from_numpy(v) for k, v in encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
-        return torch.nn.functional.binary_cross_entropy_with_logits(net(**feeds), torch.tensor([y for _, _, y in batch]))
+        return net(**feeds), torch.tensor([y for _, _, y in batch])
 
-    net = train_loop(net, pairs, loss, seed, progress, desc)
+    def pointwise(batch):
+        return bce(*scored(batch))
+
+    def listwise(groups):
+        """Per question: the pairs' cross-entropy plus, when it has gold pairs, the softmax
+        cross-entropy of its pairs against the gold ones (shared evenly); the mean over questions."""
+        z, y = scored([p for g in groups for p in g])
+        total, i = 0.0, 0
+        for g in groups:
+            s, t = z[i : i + len(g)], y[i : i + len(g)]
+            i += len(g)
+            total = total + bce(s, t)
+            if t.sum() > 0:
+                total = total - (torch.log_softmax(s, 0) * t / t.sum()).sum()
+        return total / len(groups)
+
+    if LOSS == "listwise":
+        net = train_loop(net, question_groups(pairs), listwise, seed, progress, desc, batch=GROUPS)
+    else:
+        net = train_loop(net, pairs, pointwise, seed, progress, desc)
     if saved is not None:
         from safetensors.torch import save_file
 
@@ -230,18 +267,16 @@ def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
     return out
 
 
-def read_out_of_fold(rows, logits, texts, half_of: dict[str, int], seed: int, progress: bool = True,
+def read_out_of_fold(rows, logits, texts, splits: list[tuple[list[int], list[int]]], seed: int, progress: bool = True,
                      cache: Path | None = None) -> list[np.ndarray]:
-    """The reader log-odds of every train question's head candidates, each by a reader fitted on
-    the other half of the article groups (``half_of``: article group -> 0 or 1; ``cache``: as
-    ``fit_reader``)."""
+    """The reader log-odds of every train question's head candidates, each by a reader that did
+    not see its articles: ``splits`` holds, per reader, the indices of the questions it is fitted
+    on and of those it reads (``eval.train.fold_split`` of two halves); ``cache``: as ``fit_reader``."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
     tok = reader_tokenizer()
-    for half in (0, 1):
-        fit = [i for i, r in enumerate(rows) if half_of[r.group] != half]
-        held = [i for i, r in enumerate(rows) if half_of[r.group] == half]
+    for half, (fit, held) in enumerate(splits):
         net = fit_reader(training_pairs([rows[i] for i in fit], [logits[i] for i in fit], [texts[i] for i in fit]),
-                         seed + half, progress, desc=f"reader, half {half + 1} of 2 (out of fold)", cache=cache)
+                         seed + half, progress, desc=f"reader, {half + 1} of {len(splits)} (out of fold)", cache=cache)
         reads = read_heads(lambda q, t, net=net: torch_scores(net, q, t, tok), [rows[i] for i in held],
                            [logits[i] for i in held], [texts[i] for i in held])
         for i, v in zip(held, reads):

@@ -120,6 +120,13 @@ def ask_wait(page, n_messages: int):
     return page.locator(done).nth(n_messages - 1)
 
 
+def send_and_wait_for_start(page, question: str) -> None:
+    """Send a question and return once its answer has started (its first update empties the box)."""
+    page.fill("#nr-question textarea", question)
+    page.press("#nr-question textarea", "Enter")
+    page.wait_for_function("() => document.querySelector('#nr-question textarea').value === ''", timeout=TIMEOUT)
+
+
 def error_pills(page) -> int:
     return page.locator(".toast-body.error, .toast-wrap .error").count()
 
@@ -150,10 +157,7 @@ def test_refusals_are_inline_and_keep_every_earlier_turn(open_page):
 @pytest.mark.slow
 def test_a_question_sent_while_an_answer_arrives_is_asked_next(open_page):
     page = open_page(WIDE)
-    page.fill("#nr-question textarea", Q_AUSTIN)
-    page.press("#nr-question textarea", "Enter")
-    page.wait_for_function("() => document.querySelector('#nr-question textarea').value === ''",
-                           timeout=TIMEOUT)  # the answer has started: its first update empties the box
+    send_and_wait_for_start(page, Q_AUSTIN)
     page.fill("#nr-question textarea", "and what did he say?")
     page.press("#nr-question textarea", "Enter")  # sent before the first answer is in
     second = ask_wait(page, 2)
@@ -165,10 +169,7 @@ def test_a_question_sent_while_an_answer_arrives_is_asked_next(open_page):
 @pytest.mark.slow
 def test_an_example_clicked_while_an_answer_arrives_is_asked_next(open_page):
     page = open_page(WIDE)
-    page.fill("#nr-question textarea", Q_AUSTIN)
-    page.press("#nr-question textarea", "Enter")
-    page.wait_for_function("() => document.querySelector('#nr-question textarea').value === ''",
-                           timeout=TIMEOUT)  # the answer has started
+    send_and_wait_for_start(page, Q_AUSTIN)
     page.locator("button.nr-example").first.click()  # Q_866, before the first answer is in
     second = ask_wait(page, 2)
     assert "866" in second.inner_text()

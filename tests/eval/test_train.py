@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from eval.gold import QAItem
-from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, folds, handled, net_right, out_of_fold,
-                        top_answer)
+from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, fold_split, folds, handled, net_right,
+                        out_of_fold, top_answer)
 from rag.retrieval.scoring import FEATURES
 
 DENSE = FEATURES.index("dense")
@@ -21,8 +23,9 @@ def _rows(n_questions: int, seed: int = 0) -> list[QuestionRows]:
         X[gold, DENSE] += 5.0  # the gold sentence stands out on one feature
         y = np.zeros(6, bool)
         y[gold] = True
-        item = QAItem(f"q{q}", "?", ("a",), (f"doc{q}.txt",), ("e",), "factoid")
-        rows.append(QuestionRows(item, X, y, y.copy(), [(f"doc{q}.txt", i * 3) for i in range(6)], f"g{q % 7}"))
+        doc = f"a{q % 7}.txt"  # seven articles
+        item = QAItem(f"q{q}", "?", ("a",), (doc,), ("e",), "factoid")
+        rows.append(QuestionRows(item, X, y, y.copy(), [(doc, i * 3) for i in range(6)], doc))
     return rows
 
 
@@ -66,23 +69,50 @@ def test_out_of_fold_rows_cover_every_question():
     assert Z.shape == (30, 3 + len(FEATURES)) and t.dtype == bool and t.mean() > 0.8
 
 
-def test_out_of_fold_scores_come_from_models_that_did_not_see_the_group():
+def test_out_of_fold_scores_come_from_models_that_did_not_see_the_article():
     rows = _rows(30)
     for r in rows:
-        if r.group == "g0":
-            r.X[:, DENSE] *= -1  # group g0 alone says the opposite
+        if r.group == "a0.txt":
+            r.X[:, DENSE] *= -1  # article a0 alone says the opposite
     logits = out_of_fold(rows, c=1.0)
-    g0 = [top_answer(z, r)[1] for r, z in zip(rows, logits) if r.group == "g0"]
-    assert not any(g0)  # its fold's model learned from the other groups only
+    a0 = [top_answer(z, r)[1] for r, z in zip(rows, logits) if r.group == "a0.txt"]
+    assert not any(a0)  # its fold's model learned from the other articles only
 
 
-def test_folds_deal_whole_groups_by_question_count():
+def on(r: QuestionRows, *docs: str) -> QuestionRows:
+    r.item = replace(r.item, docs=docs)
+    r.group = docs[0]
+    return r
+
+
+def test_folds_deal_whole_articles_by_question_count():
     rows = _rows(40)
     for r in rows[:14]:
-        r.group = "big"  # one group with 14 of the 40 questions; the rest as _rows made them
+        on(r, "big.txt")  # one article with 14 of the 40 questions; the rest as _rows made them
     fold_of = folds(rows, 2)
     sizes = [sum(fold_of[r.group] == f for r in rows) for f in (0, 1)]
-    assert sorted(sizes) == [19, 21]  # as even as whole groups allow: 14 + 4 + 3 against 4 + 4 + 4 + 4 + 3
-    assert fold_of["big"] == 0  # the largest group is dealt first, to the first fold
+    assert sorted(sizes) == [19, 21]  # as even as whole articles allow: 14 + 4 + 3 against 4 + 4 + 4 + 4 + 3
+    assert fold_of["big.txt"] == 0  # the largest is dealt first, to the first fold
     five = folds(rows, 5)
     assert set(five.values()) == set(range(5)) and five == folds(rows, 5)  # every fold used; seeded
+
+
+def test_a_two_article_question_does_not_chain_its_articles_into_one_fold():
+    rows = [on(r, "a.txt") for r in _rows(10)] + [on(r, "b.txt") for r in _rows(10, seed=1)]
+    bridge = on(_rows(1, seed=2)[0], "a.txt", "b.txt")
+    rows.append(bridge)
+    fold_of = folds(rows, 2)
+    assert fold_of["a.txt"] != fold_of["b.txt"]  # 11 and 10 questions, not 21 and 0
+    for f in (0, 1):
+        fit, held = fold_split(rows, fold_of, f)
+        assert {rows[i].group for i in held} == {u for u, g in fold_of.items() if g == f}
+        assert not {u for i in fit for u in rows[i].units} & {u for u, g in fold_of.items() if g == f}
+        assert len(rows) - 1 not in fit  # the bridging question is fitted on by neither fold
+    # scored once, by the fold of its first article
+    assert sum(len(rows) - 1 in fold_split(rows, fold_of, f)[1] for f in (0, 1)) == 1
+
+
+def test_an_article_only_ever_second_gets_a_fold_too():
+    rows = _rows(14) + [on(_rows(1, seed=3)[0], "a0.txt", "only-second.txt")]
+    fold_of = folds(rows, 2)
+    assert "only-second.txt" in fold_of and set(fold_of.values()) == {0, 1}

@@ -85,18 +85,39 @@ def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path):
         load_answerer.__wrapped__(path)
 
 
+def race_pairs(n: int) -> list[tuple[str, str, float]]:
+    """Training pairs of ``n`` questions, one gold sentence and one other each."""
+    days = ("Monday", "Tuesday", "Sunday", "the weekend")
+    return [p for i in range(n) for p in ((f"Who won the race {i}?", f"Smith won the race on {days[i % 4]}.", 1.0),
+                                          (f"Who won the race {i}?", "The weather was bad.", 0.0))]
+
+
+def test_training_pairs_are_cut_into_their_questions():
+    from eval.train_reader import question_groups
+
+    groups = question_groups(race_pairs(3) + [("Who lost?", "Jones lost.", 1.0)])
+    assert [len(g) for g in groups] == [2, 2, 2, 1]
+    assert {q for q, _, _ in groups[1]} == {"Who won the race 1?"}
+
+
+def test_fewer_training_items_than_one_batch_is_an_error_not_an_untrained_reader():
+    from eval.train_reader import train_loop
+
+    with pytest.raises(ValueError, match="1 training items, fewer than one batch of 2"):
+        train_loop(None, [race_pairs(1)], None, seed=0, progress=False, desc="reader", batch=2)
+
+
 @pytest.mark.slow
 def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
     from eval import train_reader as tr
     from rag.retrieval.reader import Reader
 
-    pairs = [("Who won the race?", "Smith won the race.", 1.0), ("Who won the race?", "The weather was bad.", 0.0)] * 24
-    net = tr.fit_reader(pairs, seed=0, progress=False)
+    net = tr.fit_reader(race_pairs(24), seed=0, progress=False)
     tr.export_reader(net, tmp_path / "reader.onnx")
     texts = ["Smith won the race on Monday.", "The weather was bad.", "x " * 300]  # the last truncated
     torch_z = tr.torch_scores(net, "Who won the race in May?", texts)
     onnx_z = Reader(tmp_path / "reader.onnx").scores("Who won the race in May?", texts)
-    assert onnx_z.shape == (3,) and np.all(np.abs(onnx_z - torch_z) < 0.25)
+    assert onnx_z.shape == (3,) and np.all(np.abs(onnx_z - torch_z) < 0.1 + 0.1 * np.abs(torch_z))  # int8 error scales
     assert onnx_z[0] > onnx_z[1]  # it learned the pair it was shown
 
 
@@ -104,7 +125,7 @@ def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
 def test_a_fitted_reader_is_reloaded_from_the_cache_not_fitted_again(tmp_path, monkeypatch):
     from eval import train_reader as tr
 
-    pairs = [("Who won the race?", "Smith won the race.", 1.0), ("Who won the race?", "The weather was bad.", 0.0)] * 8
+    pairs = race_pairs(8)
     net = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)
     (saved,) = tmp_path.glob("reader-*.safetensors")
     assert not any(k.startswith("bert.embeddings.") for k in safe_open_keys(saved))  # frozen: not stored
