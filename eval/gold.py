@@ -31,6 +31,7 @@ class QAItem:
     evidence: tuple[str, ...]  # sentences quoted verbatim from the docs ("evidence": str, list or null)
     type: str
     line: int = 0  # line number in the gold file
+    history: tuple[str, ...] = ()  # a follow-up's earlier questions in the conversation, oldest first
 
     @property
     def answerable(self) -> bool:
@@ -141,7 +142,11 @@ def _check_item(d: dict[str, Any], lineno: int, seen: Mapping[str, int],
         for ev in evidence:
             if not any(ev in articles[n] for n in docs):
                 problems.append(f"evidence not found verbatim in {', '.join(docs)}: {_clip(ev)!r}")
-    return QAItem(qid, question, tuple(answers), docs, evidence, qtype, lineno), problems
+    history = _str_list(d.get("history", []), allow_null=False)
+    if history is None:
+        problems.append("history must be a list of the earlier questions (non-empty strings)")
+        history = ()
+    return QAItem(qid, question, tuple(answers), docs, evidence, qtype, lineno, history), problems
 
 
 def article_texts(paths: Sequence[Path | str] | None = None) -> dict[str, str]:

@@ -38,6 +38,7 @@ class EvalOptions:
     corpus: tuple[Path, ...] = ()
     split: str | None = None
     typos: bool = False
+    followups: bool = False
     answerer: str = "learned"
     index_dir: Path | None = None
     distractors: str | None = None
@@ -59,13 +60,15 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
 
     if opts.every < 1:
         raise BadInputError(f"--every must be at least 1. Currently, it is {opts.every}")
-    if opts.typos and not opts.split:
-        raise BadInputError("--typos needs --split (train, dev or test)")
+    if (opts.typos or opts.followups) and not opts.split:
+        raise BadInputError(f"--{'typos' if opts.typos else 'followups'} needs --split (train, dev or test)")
+    if opts.typos and opts.followups:
+        raise BadInputError("--typos and --followups are two different sets; ask for one")
     qa_path, corpus, index_dir = Path(opts.qa), list(opts.corpus), opts.index_dir
     if opts.split:  # the written BBC QA set: its split over the eligible BBC articles
         from eval import bbc
 
-        qa_path = bbc.qa_path(opts.split, typos=opts.typos)
+        qa_path = bbc.qa_path(opts.split, typos=opts.typos, followups=opts.followups)
         corpus = [bbc.DEFAULT_ARTICLES_DIR]
         bbc.stage_articles(bbc.DEFAULT_ARTICLES_DIR)
         index_dir = index_dir or bbc.DEFAULT_INDEX_DIR
@@ -114,7 +117,7 @@ def gate_for(opts: EvalOptions, qa_path: Path) -> str | None:
     fitted on; none for the others (or without a thresholds file)."""
     if not opts.thresholds:
         return None
-    if opts.split == "test" and not opts.typos:
+    if opts.split == "test" and not (opts.typos or opts.followups):
         return "test"
     return "heldout" if qa_path.resolve() == DEFAULT_HELDOUT.resolve() else None
 
@@ -124,7 +127,7 @@ def best_sentence_right(pipeline, item: QAItem) -> bool:
     calibration where it abstained."""
     if not item.answerable:
         return False
-    r = pipeline.retrieve(item.question, k=10)
+    r = pipeline.retrieve(item.question, k=10, history=item.history)
     if not r.sentences:
         return False
     s = r.sentences[0]
@@ -192,7 +195,7 @@ def ask_all(pipeline, qa: Sequence[QAItem], path: Path, *, k: int, mode: str, la
     with open(path, "w", encoding="utf-8") as f:
         for it in tqdm(qa, desc=f"eval {label}", unit="q", file=sys.stderr, disable=not progress):
             try:
-                ans = pipeline.ask(it.question, k=k, mode=mode)
+                ans = pipeline.ask(it.question, k=k, mode=mode, history=it.history)
             except RagError as e:
                 res = score_item(it, None)
                 res.error = f"{type(e).__name__}: {e}"

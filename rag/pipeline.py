@@ -171,7 +171,9 @@ class RagPipeline:
         # the adapter is MiniLM fine-tuned against MiniLM sentence vectors: only for such an index
         tuned = answerer.question_vector(core_text(q)) if self.embedder.name == ADAPTED_MODEL else None
         reader = answerer.read()
-        read = (functools.partial(rerank, question_text=q.search_text, index=index, reader=reader, stack=answerer.stack)
+        # the reader judges the candidates against what is asked now: a follow-up's history helps
+        # find them, but read with it, a sentence answering the earlier question scores as an answer
+        read = (functools.partial(rerank, question_text=q.text, index=index, reader=reader, stack=answerer.stack)
                 if reader is not None else None)
         return retrieve(index, stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned, rerank=read)
 

@@ -25,21 +25,33 @@ def _raw(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _files(split: str) -> list:
+    """A split's question files: its questions, their typo'd copies and (dev, test) its follow-ups."""
+    return [bbc.qa_path(split), bbc.qa_path(split, typos=True)] + (
+        [bbc.qa_path(split, followups=True)] if split != "train" else [])
+
+
 def test_every_split_loads_with_verbatim_evidence(bbc_texts):
     ids = Counter()
     for split in bbc.SPLITS:
-        for typos in (False, True):
-            items = load_qa(bbc.qa_path(split, typos), bbc_texts)  # raises on any evidence not verbatim
-            assert items or typos
+        for path in _files(split):
+            items = load_qa(path, bbc_texts)  # raises on any evidence not verbatim
             ids.update(it.id for it in items)
     assert not [i for i, n in ids.items() if n > 1]
+
+
+def test_follow_ups_are_asked_after_a_question_on_their_split():
+    for split in ("dev", "test"):
+        items = _raw(bbc.qa_path(split, followups=True))
+        assert len(items) >= 100 and all(d["history"] and "followup" in d["tags"] for d in items)
+        assert sum(d["type"] == "unanswerable" for d in items) / len(items) >= 0.15
 
 
 def test_no_article_in_two_splits_and_only_eligible_articles():
     splits = bbc.read_splits()
     seen: dict[str, str] = {}
     for split in bbc.SPLITS:
-        for d in _raw(bbc.qa_path(split)) + _raw(bbc.qa_path(split, typos=True)):
+        for d in [d for path in _files(split) for d in _raw(path)]:
             docs = [d["doc"]] if isinstance(d["doc"], str) else list(d["doc"] or [])
             for doc in docs:
                 m = bbc.NAME.fullmatch(doc)
@@ -79,7 +91,7 @@ def test_questions_name_the_copy_of_a_repeated_article_that_the_index_keeps(bbc_
     for name in sorted(bbc_texts):
         kept.setdefault(bbc_texts[name], name)
     for split in bbc.SPLITS:
-        for d in _raw(bbc.qa_path(split)) + _raw(bbc.qa_path(split, typos=True)):
+        for d in [d for path in _files(split) for d in _raw(path)]:
             for doc in [d["doc"]] if isinstance(d["doc"], str) else list(d["doc"] or []):
                 assert kept[bbc_texts[doc]] == doc, f"{d['id']}: {doc} repeats {kept[bbc_texts[doc]]}"
 

@@ -309,6 +309,7 @@ def test_load_qa_evidence_in_another_doc_is_not_enough(tmp_path):
         (_row(answers="Joe"), "answers must be a list"),
         (_row(doc=None), "doc must be a file name"),
         (_row(type="multi_doc"), "multi_doc item needs at least two docs"),
+        (_row(history=["Who?", ""]), "history must be a list of the earlier questions"),
         ("[1, 2]", "is not a JSON object"),
     ],
 )
@@ -448,15 +449,16 @@ class StubPipeline:
         self.index = SimpleNamespace(articles={n: SimpleNamespace(source=n, text=t) for n, t in ARTS.items()})
         self.calls = []
 
-    def ask(self, question, k=5, mode="extractive"):
-        self.calls.append((question, k, mode))
+    def ask(self, question, k=5, mode="extractive", history=()):
+        self.calls.append((question, k, mode, history))
         return self.answers[question]
 
 
 def _stub_case(tmp_path):
     rows = [
         _row(id="q1", question="Who is the mayor?"),
-        _row(id="q2", question="How many attended?", type="numeric", answers=["7"], evidence=EV_SEVEN),
+        _row(id="q2", question="How many attended?", type="numeric", answers=["7"], evidence=EV_SEVEN,
+             history=["Who is the mayor?"]),  # a follow-up: asked after its history
         _row(id="q3", question="Who are the mayors?", type="multi_doc", answers=["Joe Quimby"], doc=["a.txt", "b.txt"],
              evidence=[EV_MAYOR, EV_SHELBY]),
         _row(id="q4", question="Who is the sheriff?", type="unanswerable", answers=[], doc=None, evidence=None),
@@ -488,6 +490,7 @@ def test_run_eval_end_to_end_on_stub(tmp_path):
     bars.write_text(json.dumps({"stub": {"evidence_recall@5": 0.97, "_note": "ignored"}}))
     m = R.run_eval(pipe, qa, out, k=3, progress=False, label="stubrun", gate="stub", thresholds=bars)
     assert {c[1] for c in pipe.calls} == {10} and {c[2] for c in pipe.calls} == {"extractive"}
+    assert [c[3] for c in pipe.calls] == [(), ("Who is the mayor?",), (), (), ()]
 
     # answerable q1, q2, q3, q5 with evidence ranks 1, 3, 2, None
     assert m["evidence_recall@1"] == pytest.approx(1 / 4)
@@ -540,7 +543,7 @@ def test_run_eval_without_baseline_and_errors(tmp_path):
     qa, pipe = _stub_case(tmp_path)
     del pipe.answers["How many attended?"]
 
-    def ask(question, k=5, mode="extractive"):
+    def ask(question, k=5, mode="extractive", history=()):
         if question not in pipe.answers:
             raise BadInputError("boom")
         return pipe.answers[question]
@@ -561,3 +564,12 @@ def test_stage_bbc_gives_distinct_names(tmp_path):
     staged = D.stage_bbc(tmp_path / "bbc")
     assert len(staged) == 2225 == len({p.name for p in staged})
     assert all(p.name.startswith("bbc_") for p in staged)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(followups=True), "--followups needs --split"),
+    (dict(split="dev", typos=True, followups=True), "two different sets"),
+])
+def test_follow_ups_are_a_split_of_their_own(options, message):
+    with pytest.raises(BadInputError, match=message):
+        R.evaluate(R.EvalOptions(**options))

@@ -90,6 +90,22 @@ def test_follow_up_uses_previous_question(rules_pipeline):
     assert "260" in more.answer
 
 
+def test_the_reader_reads_a_follow_up_in_its_own_words(pipeline, monkeypatch):
+    """The history finds the candidates; the reader judges them against what is asked now, or a
+    sentence answering the earlier question scores as an answer to this one (a Cast Lead date
+    was given, 91% sure, to "and who brokered the ceasefire?")."""
+    import rag.pipeline as P
+
+    read = []
+    monkeypatch.setattr(P, "rerank", lambda scored, question_text, **kw: read.append(question_text) or scored)
+    first = "On what date did Operation Cast Lead begin?"
+    r = pipeline.retrieve("and who brokerd the ceasefire?", history=[first])
+    assert read == ["and who broker the ceasefire?"]  # spelling corrected, the earlier question left out
+    assert any("Cast Lead" in pipeline.index.articles[s.doc_id].sentence_text(s.index) for s in r.sentences[:5])
+    monkeypatch.undo()
+    assert pipeline.ask("and who brokerd the ceasefire?", history=[first]).abstained  # the articles don't say
+
+
 def test_filters_act_inside_the_search(pipeline):
     r = pipeline.retrieve("rockets fired at Israel", k=6, since="2012-01-01", until="2012-12-31")
     assert len(r.passages) == 6
