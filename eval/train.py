@@ -287,7 +287,7 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
                           "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "reader_loss": tr.LOSS,
-                           "stack_rows": len(y)}
+                          "stack_rows": len(y)}
 
 
 def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:

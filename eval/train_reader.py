@@ -25,10 +25,11 @@ LR = 4e-5  # encoder layers
 HEAD_LR = 1e-3
 BATCH = 16
 NEGATIVES = 8  # hard negatives per question
-LOSS = "listwise"  # or "pointwise": binary cross-entropy per pair only; listwise adds a softmax cross-entropy over each question's pairs
+LOSS = "listwise"  # or "pointwise" (binary cross-entropy per pair only); listwise adds a softmax term per question
 GROUPS = 2  # questions a batch, listwise (about BATCH pairs)
 WARMUP = 0.1  # share of the steps with a rising learning rate
 HIDDEN = 384
+FROZEN = "embeddings."  # MiniLM's layers that stay as packaged (not trained, not cached)
 
 
 def training_pairs(rows, logits, texts) -> list[tuple[str, str, float]]:
@@ -87,7 +88,7 @@ def minilm_net(seed: int, outputs: int, pooled: bool):
 
     net = MiniLMNet()
     for name, p in net.bert.named_parameters():
-        p.requires_grad = not name.startswith("embeddings.")
+        p.requires_grad = not name.startswith(FROZEN)
     return net
 
 
@@ -160,7 +161,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
         from safetensors.torch import load_file
 
         missing, unexpected = net.load_state_dict(load_file(str(saved)), strict=False)
-        if unexpected or any(not k.startswith("bert.embeddings.") for k in missing):
+        if unexpected or any(not k.startswith(f"bert.{FROZEN}") for k in missing):
             raise ValueError(f"{saved} is not a reader of this recipe; delete it to fit again")
         return net.eval()
     tok = reader_tokenizer()
@@ -195,7 +196,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
 
         saved.parent.mkdir(parents=True, exist_ok=True)
         tmp = saved.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.startswith("bert.embeddings.")},
+        save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.startswith(f"bert.{FROZEN}")},
                   str(tmp))
         tmp.replace(saved)
     return net

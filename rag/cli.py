@@ -163,9 +163,9 @@ def cmd_eval(args) -> int:
     from eval.run import EvalOptions, evaluate
 
     opts = EvalOptions(
-        qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, followups=args.followups, answerer=args.answerer,
-        index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k, mode=args.mode,
-        baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
+        qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, followups=args.followups,
+        answerer=args.answerer, index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k,
+        mode=args.mode, baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
         backend=args.backend, milvus_uri=args.milvus_uri,
     )
     metrics = evaluate(opts, progress=_progress_bar)["clean"]

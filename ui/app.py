@@ -153,9 +153,8 @@ def _wire_chat(h: Handlers, c: dict) -> None:
     # still arriving waits for it and is then asked with the box's contents at that moment (the
     # default would drop it, and a second event would answer beside it and overwrite its turn).
     triggers = [c["question"].submit, c["ask_btn"].click, *(b.click for b in c["example_btns"])]
-    asking = [gr.on(triggers, h.respond, ask_inputs, ask_outputs, trigger_mode="always_last", **private)]
-    for event in asking:
-        event.then(h.export_file, [c["turns"]], [c["export_btn"]], **light)
+    asking = gr.on(triggers, h.respond, ask_inputs, ask_outputs, trigger_mode="always_last", **private)
+    asking.then(h.export_file, [c["turns"]], [c["export_btn"]], **light)
     c["picker"].input(h.open_source, [c["picker"], c["turns"], c["focus"]], [c["article"]], **light)
     c["cite_open"].click(h.open_citation, [c["cite_target"], c["turns"]],
                          [c["focus"], c["picker"], c["article"]], **light)
@@ -163,7 +162,7 @@ def _wire_chat(h: Handlers, c: dict) -> None:
     c["chatbot"].select(h.focus_answer, [c["turns"]], [c["focus"], c["picker"], c["article"]], **light)
     clear_outputs = [c["chatbot"], c["turns"], c["focus"], c["picker"], c["article"], c["question"]]
     for event in (c["clear_btn"].click, c["chatbot"].clear):
-        event(h.clear, None, clear_outputs, cancels=asking, **light).then(
+        event(h.clear, None, clear_outputs, cancels=[asking], **light).then(
             h.export_file, [c["turns"]], [c["export_btn"]], **light)
     c["copy_btn"].click(h.copy_text, [c["turns"], c["focus"]], [c["copy_box"]], **light).then(
         None, [c["copy_box"]], None, js=asset("copy.js"))

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 
 from eval.gold import QAItem
-from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, fold_split, folds, handled, net_right,
-                        out_of_fold, top_answer)
+from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, fold_split, folds, handled,
+                        net_right, out_of_fold, top_answer)
 from rag.retrieval.scoring import FEATURES
 
 DENSE = FEATURES.index("dense")
