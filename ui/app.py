@@ -36,6 +36,9 @@ EXAMPLES = [
     "Why did Israel cut off ceasefire talks with Islamic Jihad in May 2023?",
     "How many rockets did Hezbollah fire from Lebanon?",
 ]
+# the files the page serves (exports, uploads before they are copied to the uploads folder) are
+# removed from Gradio's cache hourly once a day old, and all of them when the server stops
+CACHE_CLEANUP = (3600, 86400)  # (every, older than), seconds
 HEADER = (
     '<div class="nr-header"><h1>NewsRAG</h1><p>Questions answered from the indexed news articles '
     "only — every answer quotes and cites its source sentence; when the articles don't say, it says so.</p></div>"
@@ -198,7 +201,8 @@ def build_app(
     uploads_dir = Path(corpus_dir) if corpus_dir else default_uploads_dir(pipeline)
     status = status or Readiness(ready=True)
     h = Handlers(pipeline, uploads_dir, status)
-    with gr.Blocks(title="NewsRAG — cited answers from news articles", fill_width=True) as demo:
+    with gr.Blocks(title="NewsRAG — cited answers from news articles", fill_width=True,
+                   delete_cache=CACHE_CLEANUP) as demo:
         c: dict = {"demo": demo, "turns": gr.State([]), "focus": gr.State(None)}
         gr.HTML(HEADER, js_on_load=None)
         c["status_md"] = gr.Markdown(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from rag.pipeline import RagPipeline
 from rag.types import Answer, Request
 
 from . import format as F
-from .export import answer_plaintext, conversation_markdown
+from .export import ExportFiles, answer_plaintext, conversation_markdown
 from .inputs import FieldError, check_request
 from .server import Readiness
 from .uploads import index_uploads
@@ -75,6 +74,7 @@ class Handlers:
         self.pipeline = pipeline
         self.uploads_dir = Path(uploads_dir)
         self.status = status
+        self.exports = ExportFiles()
 
     # ---------- views of the index ----------
     def articles(self):
@@ -222,9 +222,7 @@ class Handlers:
         """The conversation as a Markdown file for the download button (None: nothing to export)."""
         if not turns:
             return gr.update(value=None, interactive=False)
-        folder = Path(tempfile.mkdtemp(prefix="newsrag-export-"))
-        path = folder / "newsrag-conversation.md"
-        path.write_text(conversation_markdown(turns), encoding="utf-8")
+        path = self.exports.write(conversation_markdown(turns))
         return gr.update(value=str(path), interactive=True)
 
     # ---------- status, documents, uploads ----------

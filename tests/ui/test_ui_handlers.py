@@ -12,7 +12,7 @@ import pytest
 from index.embed import HashEmbedder
 from rag.pipeline import RagPipeline
 from rag.types import Answer, Citation
-from ui.export import answer_plaintext, conversation_markdown
+from ui.export import EXPORT_NAME, ExportFiles, answer_plaintext, conversation_markdown
 from ui.inputs import FieldError, check_date, check_k, check_request
 
 from test_ui_app import STORY_A, STORY_B  # the same two small articles
@@ -100,6 +100,23 @@ def test_copy_and_export_carry_the_citations(handlers, tmp_path: Path):
     assert quote and f"> {quote}" in md  # the cited sentence, quoted
     assert "*Not answered:* Type a question first" in md
     assert handlers.export_file([])["interactive"] is False
+
+
+def test_exports_are_kept_in_one_folder_that_is_pruned_and_removed():
+    files = ExportFiles(keep_seconds=0)
+    first = files.write("# one\n")
+    assert first.name == EXPORT_NAME and first.read_text(encoding="utf-8") == "# one\n"
+    assert files.write("# one\n") == first  # the same conversation: the same file
+    second = files.write("# two\n")
+    assert second != first and second.parent.parent == first.parent.parent
+    assert not first.exists() and [p.name for p in files.root.iterdir()] == [second.parent.name]
+    root = files.root
+    files.close()
+    assert not root.exists()
+    kept = ExportFiles(keep_seconds=600)
+    a, b = kept.write("a"), kept.write("b")
+    assert a.exists() and b.exists()  # a recent export stays until the page has copied it
+    kept.close()
 
 
 def test_source_filter_lists_titles_with_dates(handlers):
