@@ -13,7 +13,12 @@
    is fitted on the out-of-fold train scores of the sentences it read.
 4. The confidence of an answer is a logistic calibration over ``model.CONFIDENCE_FEATURES`` of
    the best sentence after the stack, fitted on the out-of-fold train scores, with the label
-   "the best sentence is right" (always 0 for unanswerable questions).
+   "the best sentence is right" (always 0 for unanswerable questions). Its log-odds are then
+   rescaled (a slope and an offset, Platt scaling) on dev, where the reader that answers is
+   read: the out-of-fold train reads come from half-train readers, less sure than the reader
+   of all of train, so a confidence fitted on them alone is too low where it is high. The
+   rescaling keeps the order of answers, so it changes what the confidence says, not which
+   questions are answered.
 5. The threshold is the one that maximises, on dev, right answers minus wrong answers (an answer
    to an unanswerable question is wrong; abstaining counts 0).
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +177,18 @@ def confidence_rows(rows: list[QuestionRows], logits: list[np.ndarray],
 
 def fit_confidence(Z: np.ndarray, t: np.ndarray, c: float = 1.0) -> LinearScorer:
     return fit_linear(Z, t, c, CONFIDENCE_FEATURES)
+
+
+def rescale(calibrator: LinearScorer, conf: np.ndarray, right: np.ndarray) -> tuple[LinearScorer, list[float]]:
+    """``calibrator`` with its log-odds z mapped to a*z + b, (a, b) the logistic fit of ``right``
+    on the z of ``conf`` (Platt scaling; nearly unregularised, two numbers)."""
+    from sklearn.linear_model import LogisticRegression
+
+    p = np.clip(conf, 1e-6, 1 - 1e-6)
+    z = np.log(p / (1 - p)).reshape(-1, 1)
+    fit = LogisticRegression(C=1e4).fit(z, right)
+    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    return replace(calibrator, coef=calibrator.coef * a, intercept=calibrator.intercept * a + b), [a, b]
 
 
 def handled(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
@@ -339,6 +356,9 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
         meta["dev_top1_with_reader"] = round(top1(rows["dev"], logits["dev"]), 4)
     # 4. confidence on out-of-fold train predictions
     calibrator = fit_confidence(*confidence_rows(rows["train"], logits["train"], reads["train"]))
+    # 4b. its log-odds rescaled on dev, where the reader of all of train is read
+    conf, right, _ = outcomes(Answerer(scorer, calibrator, 0.5), rows["dev"], logits["dev"], reads["dev"])
+    calibrator, meta["confidence_rescaled_on_dev"] = rescale(calibrator, conf, right)
     # 5. threshold on dev
     conf, right, answerable = outcomes(Answerer(scorer, calibrator, 0.5), rows["dev"], logits["dev"], reads["dev"])
     meta["threshold"] = threshold = choose_threshold(conf, right, answerable)

@@ -8,8 +8,9 @@ import numpy as np
 
 from eval.gold import QAItem
 from eval.train import (QuestionRows, choose_threshold, confidence_rows, fit_scorer, fold_split, folds, handled,
-                        net_right, out_of_fold, top_answer)
-from rag.retrieval.scoring import FEATURES
+                        net_right, out_of_fold, rescale, top_answer)
+from rag.answering.model import CONFIDENCE_FEATURES
+from rag.retrieval.scoring import FEATURES, LinearScorer, sigmoid
 
 DENSE = FEATURES.index("dense")
 
@@ -59,6 +60,24 @@ def test_threshold_maximises_right_minus_wrong_answers():
     assert net_right(conf, right, answerable, th) == 2 / 5  # two right, nothing wrong
     assert net_right(conf, right, answerable, 0.0) == (2 - 3) / 5  # answering all: 2 right, 3 wrong
     assert handled(conf, right, answerable, th) == 1.0 - 1 / 5  # only the answerable miss is lost
+
+
+def test_rescaling_an_under_confident_calibrator_fixes_its_confidence_and_keeps_the_order():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4000, len(CONFIDENCE_FEATURES)))
+    true_z = 3.0 * X[:, 0] + 0.5  # the answers' real log-odds
+    right = rng.random(4000) < sigmoid(true_z)
+    n = len(CONFIDENCE_FEATURES)
+    unit = np.zeros(n)
+    unit[0] = 1.0
+    shy = LinearScorer(np.zeros(n), np.ones(n), unit, 0.0, CONFIDENCE_FEATURES)  # z = x0: too unsure
+    conf = sigmoid(shy.logits(X))
+    fixed, (a, b) = rescale(shy, conf, right)
+    assert abs(a - 3.0) < 0.3 and abs(b - 0.5) < 0.2
+    after = sigmoid(fixed.logits(X))
+    assert np.array_equal(np.argsort(after, kind="stable"), np.argsort(conf, kind="stable"))
+    top = conf > 0.8  # said 0.8-1.0 before; the answers there are right far more often
+    assert right[top].mean() - conf[top].mean() > 0.05 and abs(right[top].mean() - after[top].mean()) < 0.03
 
 
 def test_out_of_fold_rows_cover_every_question():
