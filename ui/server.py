@@ -12,6 +12,7 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported, here and anywhere
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -158,6 +159,8 @@ def launch(
         paths = [Path(a) for a in articles]
     if names_in(uploads):
         paths.append(uploads)
+    if block:
+        stop_on_sigterm()
     status = Readiness()
     demo = build_app(pipeline, uploads, status=status)
     serve(demo, host, port, block=False, concurrency=concurrency, quiet=quiet)
@@ -170,6 +173,18 @@ def launch(
     if block:
         demo.block_thread()
     return demo
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a service manager, a container stopping) stop the server as Ctrl-C
+    does, so the exit clean-up runs: the export folder and Gradio's cache are removed. Without
+    it the process dies at once and leaves them behind. Only the main thread can set it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def free_port() -> int:

@@ -254,3 +254,50 @@ def test_the_package_offers_launch_without_importing_gradio():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_sigterm_stops_the_server_and_removes_its_exports(tmp_path: Path):
+    """``kill`` stops ``launch`` as Ctrl-C does: it returns, and the exit clean-up removes the
+    export folder (without the handler the process died at once and left it behind)."""
+    import signal
+    import time
+    import urllib.request
+
+    from ui.server import free_port
+
+    d = tmp_path / "articles"
+    d.mkdir()
+    (d / "a_cranes.txt").write_text(STORY_A, encoding="utf-8")
+    port = free_port()
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from index.embed import HashEmbedder\nfrom rag.pipeline import RagPipeline\n"
+        "from ui.export import ExportFiles\nfrom ui.server import launch, prepare\n"
+        "files = ExportFiles(); files.write('# kept until exit'); print(files.root, flush=True)\n"
+        f"p = RagPipeline(index_dir=Path(r'{tmp_path / 'index'}'), embedder=HashEmbedder(), entities=False)\n"
+        f"prepare(p, [Path(r'{d}')])\n"  # indexed and warm: launch goes straight to serving
+        f"launch(pipeline=p, articles=[r'{d}'], port={port}, quiet=True)\n"
+        "print('returned', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        root = Path(proc.stdout.readline().strip())
+        assert root.is_dir()
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        time.sleep(1.0)  # into the serving loop
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "returned" in out
+    assert not root.exists()
