@@ -5,6 +5,7 @@ written where the download button serves it from."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -87,13 +88,18 @@ class ExportFiles:
         folder.mkdir(exist_ok=True)
         path = folder / EXPORT_NAME
         path.write_text(markdown, encoding="utf-8")
+        os.utime(folder)  # fresh even when the same conversation was exported long ago
         self._prune(keep=folder)
         return path
 
     def _prune(self, keep: Path) -> None:
         cutoff = time.time() - self.keep_seconds
         for old in self.root.iterdir():
-            if old != keep and old.stat().st_mtime < cutoff:
+            try:
+                stale = old != keep and old.stat().st_mtime < cutoff
+            except FileNotFoundError:  # another export's pruning removed it first
+                continue
+            if stale:
                 shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ name the field."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,13 @@ def test_exports_are_kept_in_one_folder_that_is_pruned_and_removed():
     kept = ExportFiles(keep_seconds=600)
     a, b = kept.write("a"), kept.write("b")
     assert a.exists() and b.exists()  # a recent export stays until the page has copied it
+    os.utime(a.parent, (0, 0))  # exported long ago ...
+    assert kept.write("a") == a  # ... and again now: fresh, so the next export keeps it
+    kept.write("c")
+    assert a.exists()
+    os.utime(b.parent, (0, 0))
+    kept.write("d")
+    assert not b.exists()
     kept.close()
 
 
