@@ -24,8 +24,8 @@ CASES = [
      "between Gaza and Israel?", "Palermo"),
     ("In what language were the leaflets that the Israeli Air Force dropped over Gaza in November 2012 written?",
      "Arabic"),
-    ("Which Israeli newspaper reported that Netanyahu and the security cabinet agreed to reject Hamas’ 2021 "
-     "ceasefire offer?", "Haaretz"),
+    ("Which Israeli defense minister said in May 2021 that there was “currently no end date” for the Gaza "
+     "operation?", "Gantz"),
     ("During Operation Pillar of Defense, Netanyahu thanked Obama for U.S. help in buying which missile defense "
      "system?", "Iron Dome"),
     ("According to the IDF, how many incoming projectiles did Iron Dome destroy on Tuesday, November 20, 2012?", "51"),
