@@ -218,10 +218,25 @@ def retrieve(
         scored.append(ScoredSentence(d, i, sp.start, sp.end, float(z), c.dense, c.lexical, c.context, c.period,
                                      c.typed, cand[(d, i)], tuple(float(v) for v in x)))
     scored.sort(key=lambda s: s.score, reverse=True)
-    scored = in_named_period(index, question, scored, fs.periods)
+    scored = distinct_sentences(index, in_named_period(index, question, scored, fs.periods))
     if rerank is not None:
         scored = rerank(scored)
     return Retrieval(question, tuple(passages_of(index, question, scored, fs, k)), tuple(scored), allowed_docs)
+
+
+def distinct_sentences(index: Index, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+    """``scored`` (best first) without the sentences whose words repeat a better one's: a
+    near-duplicate article (the same story filed twice) repeats sentences word for word, and the
+    copy would take one of the reader's places, be cited twice, and as the best sentence elsewhere
+    make a sure answer look contested."""
+    seen: set[str] = set()
+    out = []
+    for s in scored:
+        text = " ".join(index.articles[s.doc_id].text[s.start : s.end].split())
+        if text not in seen:
+            seen.add(text)
+            out.append(s)
+    return out
 
 
 def first_stage(index: Index, question: Question, qv: np.ndarray, allowed_docs: frozenset[str],

@@ -116,7 +116,11 @@ def test_sentence_labels_mark_the_evidence_that_answers():
     assert M.sentence_labels(item, "a.txt", "Shares have fallen 13% since the feud began.") == (False, False)
     assert M.sentence_labels(item, "b.txt", "Shares added 1.7% on the news.") == (True, True)
     assert M.sentence_labels(item, "b.txt", "Rivals gained 1.7% too.") == (False, True)  # holds the answer
-    assert M.sentence_labels(item, "c.txt", "Shares added 1.7% on the news.") == (False, False)  # not a gold article
+    # another article: only a sentence holding a whole answer-evidence string (a near-duplicate's copy)
+    assert M.sentence_labels(item, "c.txt", "Shares added 1.7% on the news.") == (True, True)
+    assert M.sentence_labels(item, "c.txt", "Rivals gained 1.7% too.") == (False, False)
+    assert M.sentence_labels(item, "c.txt", "Shares added 1.7%") == (False, False)
+    assert M.sentence_labels(item, "c.txt", "Shares have fallen 13% since the feud began.") == (False, False)
     # no evidence string holds the answer (a paraphrased "why"): all of them are answer evidence
     why = G.QAItem("w", "Why did they sell?", ("to pay debts",), ("a.txt",), ("It needed cash.", "Its debts were due."), "why")
     assert M.answer_evidence(why) == why.evidence
