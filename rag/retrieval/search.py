@@ -232,7 +232,7 @@ def distinct_sentences(index: Index, scored: list[ScoredSentence]) -> list[Score
     seen: set[str] = set()
     out = []
     for s in scored:
-        text = " ".join(index.articles[s.doc_id].text[s.start : s.end].split())
+        text = " ".join(index.articles[s.doc_id].sentence_text(s.index).split())
         if text not in seen:
             seen.add(text)
             out.append(s)
