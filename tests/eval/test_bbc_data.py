@@ -26,9 +26,8 @@ def _raw(path):
 
 
 def _files(split: str) -> list:
-    """A split's question files: its questions, their typo'd copies and (dev, test) its follow-ups."""
-    return [bbc.qa_path(split), bbc.qa_path(split, typos=True)] + (
-        [bbc.qa_path(split, followups=True)] if split != "train" else [])
+    """A split's question files: its questions, their typo'd copies and its follow-ups."""
+    return [bbc.qa_path(split), bbc.qa_path(split, typos=True), bbc.qa_path(split, followups=True)]
 
 
 def test_every_split_loads_with_verbatim_evidence(bbc_texts):
@@ -41,7 +40,7 @@ def test_every_split_loads_with_verbatim_evidence(bbc_texts):
 
 
 def test_follow_ups_are_asked_after_a_question_on_their_split():
-    for split in ("dev", "test"):
+    for split in bbc.SPLITS:
         items = _raw(bbc.qa_path(split, followups=True))
         assert len(items) >= 100 and all(d["history"] and "followup" in d["tags"] for d in items)
         assert sum(d["type"] == "unanswerable" for d in items) / len(items) >= 0.15
