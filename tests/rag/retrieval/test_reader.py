@@ -119,6 +119,10 @@ def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
     onnx_z = Reader(tmp_path / "reader.onnx").scores("Who won the race in May?", texts)
     assert onnx_z.shape == (3,) and np.all(np.abs(onnx_z - torch_z) < 0.1 + 0.1 * np.abs(torch_z))  # int8 error scales
     assert onnx_z[0] > onnx_z[1]  # it learned the pair it was shown
+    import onnx
+
+    scales = [i for i in onnx.load(str(tmp_path / "reader.onnx")).graph.initializer if i.name.endswith("_scale")]
+    assert any(list(i.dims) == [tr.HIDDEN] for i in scales)  # int8 with a scale per output channel
 
 
 @pytest.mark.slow
