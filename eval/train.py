@@ -37,8 +37,8 @@ import numpy as np
 from eval.gold import QAItem, load_qa
 from eval.metrics import sentence_labels
 from rag import settings as C
-from rag.answering.model import (CONFIDENCE_FEATURES, STACK_FEATURES, Answerer, confidence_inputs, rival_logit,
-                                 save_answerer)
+from rag.answering.model import (CONFIDENCE_FEATURES, READER_INPUTS, STACK_FEATURES, Answerer, confidence_inputs,
+                                 rival_logit, save_answerer)
 from eval.adapter import save_adapter
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
@@ -299,11 +299,12 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
                                           cache=tr.CACHE_DIR)}
     pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
     tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train", cache=tr.CACHE_DIR), path)
-    reads["dev"] = tr.read_heads(Reader(path).scores, rows["dev"], logits["dev"], texts["dev"])
+    reads["dev"] = tr.read_heads(Reader(path, titled=C.READER.titled).scores, rows["dev"], logits["dev"], texts["dev"])
     X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
                           "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "reader_loss": tr.LOSS,
+                          "reader_input": READER_INPUTS[C.READER.titled],
                           "stack_rows": len(y)}
 
 
@@ -364,7 +365,8 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
     meta["threshold"] = threshold = choose_threshold(conf, right, answerable)
     adapter_path = out.parent / ADAPTER_FILE
     save_adapter(adapter_weights, adapter_path)
-    answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path, reader_path, stack)
+    answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path, reader_path, stack,
+                        reader_titled=bool(reader_path) and C.READER.titled)
     meta["metrics"] = {"dev": split_scores(answerer, rows["dev"], logits["dev"], reads["dev"]),
                        "train (out-of-fold scores, in-sample calibration)": split_scores(answerer, rows["train"], logits["train"], reads["train"])}
     save_answerer(answerer, out)

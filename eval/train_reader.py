@@ -253,9 +253,11 @@ def head_of(z: np.ndarray) -> np.ndarray:
     return np.argsort(-np.asarray(z), kind="stable")[: C.READER.candidates]
 
 
-def row_texts(index, rows) -> list[list[str]]:
-    """The text of every candidate sentence of every question."""
-    return [[index.articles[index.by_source[src]].sentence_text(i) for src, i in r.keys] for r in rows]
+def row_texts(index, rows, titled: bool = C.READER.titled) -> list[list[str]]:
+    """What the reader reads of every candidate sentence of every question (``reader_text``)."""
+    from rag.retrieval.reader import reader_text
+
+    return [[reader_text(index.articles[index.by_source[src]], i, titled) for src, i in r.keys] for r in rows]
 
 
 def read_heads(score, rows, logits, texts) -> list[np.ndarray]:

@@ -107,6 +107,7 @@ class ReaderSettings:
     candidates: int = 4  # the evidence model's best sentences that the reader reads
     max_tokens: int = 96  # question + sentence, the sentence truncated first
     threads: int = 2  # ONNX Runtime threads for one question
+    titled: bool = True  # `rag train` fits it on the article title before each sentence (the answerer's manifest says which)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ MODEL_FORMAT = 3
 # margin over the best sentence elsewhere, the reader's log-odds of it, and its own features
 CONFIDENCE_FEATURES = ("top_logit", "margin", "reader", *FEATURES)
 STACK_FEATURES = ("evidence", "reader")  # the stack's inputs: evidence model and reader log-odds
+READER_INPUTS = {False: "sentence", True: "title. sentence"}  # what the reader reads, as its manifest entry says
 
 
 def rival_logit(top: tuple[str, int], ranked) -> float | None:
@@ -58,6 +59,7 @@ class Answerer:
     adapter: Path | None = None  # safetensors overrides of the packaged MiniLM
     reader: Path | None = None  # the reader's ONNX graph
     stack: LinearScorer | None = None  # sentence log-odds over STACK_FEATURES (with a reader)
+    reader_titled: bool = False  # the reader reads the article title before each sentence
     _encoder: list = field(default_factory=list, compare=False, repr=False)
     _reader: list = field(default_factory=list, compare=False, repr=False)
 
@@ -78,7 +80,7 @@ class Answerer:
         if not self._reader:
             from rag.retrieval.reader import Reader
 
-            self._reader.append(Reader(self.reader))
+            self._reader.append(Reader(self.reader, titled=self.reader_titled))
         return self._reader[0]
 
     def confidence(self, inputs: list[float]) -> float:
@@ -91,7 +93,8 @@ class Answerer:
             "confidence": self.calibrator.to_json(),
             "threshold": self.threshold,
             "adapter": {"file": self.adapter.name, "sha256": _sha256(self.adapter)} if self.adapter else None,
-            "reader": {"file": self.reader.name, "sha256": _sha256(self.reader)} if self.reader else None,
+            "reader": ({"file": self.reader.name, "sha256": _sha256(self.reader),
+                        "input": READER_INPUTS[self.reader_titled]} if self.reader else None),
             "stack": self.stack.to_json() if self.stack else None,
             "meta": self.meta,
         }
@@ -103,9 +106,12 @@ class Answerer:
         adapter, reader = (_beside(d.get(key), folder, what) for key, what in
                            (("adapter", "question adapter"), ("reader", "reader")))
         stack = LinearScorer.from_json(d["stack"], STACK_FEATURES) if d.get("stack") else None
+        reader_input = (d.get("reader") or {}).get("input", READER_INPUTS[False])
+        if reader_input not in READER_INPUTS.values():
+            raise ValueError(f"reader input {reader_input!r}; this program reads {sorted(READER_INPUTS.values())}")
         return cls(
             LinearScorer.from_json(d["evidence"]), LinearScorer.from_json(d["confidence"], CONFIDENCE_FEATURES),
-            float(d["threshold"]), d.get("meta", {}), adapter, reader, stack,
+            float(d["threshold"]), d.get("meta", {}), adapter, reader, stack, reader_input == READER_INPUTS[True],
         )
 
 

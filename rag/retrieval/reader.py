@@ -34,9 +34,10 @@ def encode_pairs(tok, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 class Reader:
     """The shipped reader graph and the packaged MiniLM tokenizer. Loads on first use."""
 
-    def __init__(self, path: Path | str, threads: int | None = None):
+    def __init__(self, path: Path | str, threads: int | None = None, titled: bool = False):
         self._graph = Graph(path, threads or C.READER.threads, "reader", "rag train", reader_tokenizer)
         self.path = self._graph.path
+        self.titled = titled  # it was fitted on the article title before each sentence (``reader_text``)
 
     def scores(self, question: str, texts: list[str]) -> np.ndarray:
         """The reader's log-odds for each (question, text) pair, in one batch."""
@@ -47,9 +48,20 @@ class Reader:
         return np.asarray(session.run(None, feeds)[0], np.float32).reshape(-1)
 
 
-def candidate_texts(index, sentences) -> list[str]:
-    """The text of each ``ScoredSentence`` of ``index``."""
-    return [index.articles[s.doc_id].sentence_text(s.index) for s in sentences]
+def reader_text(article, i: int, titled: bool) -> str:
+    """What the reader reads of sentence ``i`` of ``article``: the sentence, after the article's
+    title when ``titled`` (the title tells the reader what the story is about when the sentence
+    only says "he" or "the deal")."""
+    sentence = article.sentence_text(i)
+    title = article.title.strip() if titled else ""
+    if not title:
+        return sentence
+    return f"{title} {sentence}" if title[-1] in ".?!" else f"{title}. {sentence}"
+
+
+def candidate_texts(index, sentences, titled: bool = False) -> list[str]:
+    """What the reader reads of each ``ScoredSentence`` of ``index`` (``reader_text``)."""
+    return [reader_text(index.articles[s.doc_id], s.index, titled) for s in sentences]
 
 
 def restack(logits: np.ndarray, head: np.ndarray, read: np.ndarray, stack) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +79,7 @@ def rerank(scored: list, question_text: str, index, reader: Reader, stack) -> li
     n = min(C.READER.candidates, len(scored))
     if n == 0:
         return scored
-    read = reader.scores(question_text, candidate_texts(index, scored[:n]))
+    read = reader.scores(question_text, candidate_texts(index, scored[:n], reader.titled))
     z, r = restack(np.array([s.score for s in scored], np.float32), np.arange(n), read, stack)
     out = [replace(s, score=float(zz), reader=float(rr) if j < n else None)
            for j, (s, zz, rr) in enumerate(zip(scored, z, r))]

@@ -10,7 +10,7 @@ import pytest
 
 from rag import settings as C
 from rag.answering.model import STACK_FEATURES, Answerer, load_answerer, save_answerer
-from rag.retrieval.reader import restack
+from rag.retrieval.reader import reader_text, restack
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 QUESTION = "Where were the harbour cranes of Nordport built?"
@@ -30,15 +30,15 @@ def test_restack_scores_unread_candidates_as_the_worst_read_one():
 class FakeReader:
     """Scores a text by whether it mentions a word (the real reader is a trained network)."""
 
-    def __init__(self, word: str):
-        self.word, self.calls = word, []
+    def __init__(self, word: str, titled: bool = False):
+        self.word, self.calls, self.titled = word, [], titled
 
     def scores(self, question, texts):
         self.calls.append(list(texts))
         return np.array([5.0 if self.word in t else -5.0 for t in texts], np.float32)
 
 
-def _answerer(reader_word: str | None, tmp_path):
+def _answerer(reader_word: str | None, tmp_path, titled: bool = False):
     coef = [{"lexical": 6.0, "title": -5.0}.get(f, 0.0) for f in FEATURES]
     scorer = LinearScorer(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
                           np.asarray(coef, np.float32), -3.0)
@@ -50,8 +50,8 @@ def _answerer(reader_word: str | None, tmp_path):
         return Answerer(scorer, cal, 0.0)
     path = tmp_path / "reader.onnx"
     path.write_bytes(b"not used by the fake")
-    a = Answerer(scorer, cal, 0.0, {}, None, path, _stack(evidence=0.0, reader=1.0))
-    a._reader.append(FakeReader(reader_word))
+    a = Answerer(scorer, cal, 0.0, {}, None, path, _stack(evidence=0.0, reader=1.0), titled)
+    a._reader.append(FakeReader(reader_word, titled))
     return a
 
 
@@ -72,14 +72,52 @@ def test_the_reader_reorders_the_evidence_models_best_sentences(tiny_pipeline, t
     assert sum(s.reader is not None for s in after) == n
 
 
-def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path):
-    a = _answerer("x", tmp_path)
+def test_a_titled_reader_reads_the_article_title_before_each_sentence(tiny_pipeline, tmp_path):
+    tiny_pipeline._answerer = a = _answerer("Nordport", tmp_path, titled=True)
+    got = tiny_pipeline.retrieve(QUESTION).sentences
+    index = tiny_pipeline.index
+    n = min(C.READER.candidates, len(got))
+    read = sorted(got[:n], key=lambda s: -s.score)
+    texts = a._reader[0].calls[0]
+    assert sorted(texts) == sorted(reader_text(index.articles[s.doc_id], s.index, True) for s in read)
+    title = index.articles[read[0].doc_id].title
+    assert title and any(t.startswith(title) for t in texts)
+
+
+def test_reader_text_joins_title_and_sentence_once():
+    class Art:
+        def __init__(self, title):
+            self.title = title
+
+        def sentence_text(self, i):
+            return "He signed it on Monday."
+
+    assert reader_text(Art("Deal agreed"), 0, True) == "Deal agreed. He signed it on Monday."
+    assert reader_text(Art("Deal agreed?"), 0, True) == "Deal agreed? He signed it on Monday."
+    assert reader_text(Art("  "), 0, True) == "He signed it on Monday."
+    assert reader_text(Art("Deal agreed"), 0, False) == "He signed it on Monday."
+
+
+@pytest.mark.parametrize("titled", [False, True])
+def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path, titled):
+    a = _answerer("x", tmp_path, titled)
     path = tmp_path / "answerer.json"
     save_answerer(a, path)
     d = json.loads(path.read_text())
     assert d["reader"]["file"] == "reader.onnx" and d["stack"]["features"] == list(STACK_FEATURES)
+    assert d["reader"]["input"] == ("title. sentence" if titled else "sentence")
     loaded = load_answerer.__wrapped__(path)
     assert loaded.reader == tmp_path / "reader.onnx" and loaded.stack.coef.tolist() == a.stack.coef.tolist()
+    assert loaded.reader_titled is titled
+    del d["reader"]["input"]  # a manifest written before readers could read titles
+    path.write_text(json.dumps(d))
+    assert load_answerer.__wrapped__(path).reader_titled is False
+    d["reader"]["input"] = "sentence and its neighbours"
+    path.write_text(json.dumps(d))
+    with pytest.raises(Exception, match="reader input"):
+        load_answerer.__wrapped__(path)
+    d["reader"]["input"] = "sentence"
+    path.write_text(json.dumps(d))
     (tmp_path / "reader.onnx").unlink()
     with pytest.raises(Exception, match="reader .* is missing"):
         load_answerer.__wrapped__(path)
