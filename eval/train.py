@@ -37,8 +37,8 @@ import numpy as np
 from eval.gold import QAItem, load_qa
 from eval.metrics import sentence_labels
 from rag import settings as C
-from rag.answering.model import (CONFIDENCE_FEATURES, READER_INPUTS, STACK_FEATURES, Answerer, confidence_inputs,
-                                 rival_logit, save_answerer)
+from rag.answering.model import (CONFIDENCE_FEATURES, READER_INPUTS, READER_QUESTIONS, STACK_FEATURES, Answerer,
+                                 confidence_inputs, rival_logit, save_answerer)
 from eval.adapter import save_adapter
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
@@ -57,6 +57,16 @@ class QuestionRows:
     right: np.ndarray  # 1 = citing this sentence answers the question right
     keys: list[tuple[str, int]]  # (source, sentence index)
     group: str  # the question's fold unit: its first article (its id when it has none)
+    asked: str = ""  # what the reader reads of the question (``reader_question``; the item's question when empty)
+    searched: str = ""  # what the question adapter encodes (``core_text``; the item's question when empty)
+
+    @property
+    def reader_question(self) -> str:
+        return self.asked or self.item.question
+
+    @property
+    def adapter_question(self) -> str:
+        return self.searched or self.item.question
 
     @property
     def units(self) -> set[str]:
@@ -65,13 +75,17 @@ class QuestionRows:
 
 
 def collect(pipeline, items: list[QAItem], desc: str) -> list[QuestionRows]:
-    """The candidate rows of every question (features do not depend on the scorer)."""
+    """The candidate rows of every question, a follow-up asked after its history (features do not
+    depend on the scorer)."""
     from tqdm import tqdm
+
+    from rag.question.analysis import core_text
+    from rag.retrieval.reader import reader_question
 
     index = pipeline.index
     out = []
     for item in tqdm(items, desc=desc, unit="q"):
-        r = pipeline.retrieve(item.question, k=10)
+        r = pipeline.retrieve(item.question, k=10, history=list(item.history))
         X = np.array([s.features for s in r.sentences], dtype=np.float32).reshape(-1, len(FEATURES))
         y, right, keys = [], [], []
         for s in r.sentences:
@@ -81,7 +95,8 @@ def collect(pipeline, items: list[QAItem], desc: str) -> list[QuestionRows]:
             right.append(ok)
             keys.append((art.source, s.index))
         group = item.docs[0] if item.docs else item.id
-        out.append(QuestionRows(item, X, np.array(y, bool), np.array(right, bool), keys, group))
+        out.append(QuestionRows(item, X, np.array(y, bool), np.array(right, bool), keys, group,
+                                reader_question(r.question, C.READER.history), core_text(r.question)))
     return out
 
 
@@ -261,7 +276,7 @@ def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: 
     V = {s: [vectors(r) for r in rs] for s, rs in rows.items()}
 
     def fill(weights, rs, vs):
-        for r, cos in zip(rs, tuned_cosines(weights, [r.item.question for r in rs], vs)):
+        for r, cos in zip(rs, tuned_cosines(weights, [r.adapter_question for r in rs], vs)):
             if len(r.X):
                 r.X[:, col] = cos
 
@@ -269,7 +284,7 @@ def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: 
     fold_of = folds(train_rows)
     for f in tqdm(range(FOLDS + 1), desc="question adapter (folds, then all)", disable=not progress):
         fit_idx, held = fold_split(train_rows, fold_of, f) if f < FOLDS else (list(range(len(train_rows))), [])
-        weights = fit_adapter([train_rows[i].item.question for i in fit_idx], [train_v[i] for i in fit_idx],
+        weights = fit_adapter([train_rows[i].adapter_question for i in fit_idx], [train_v[i] for i in fit_idx],
                               [train_rows[i].y for i in fit_idx], seed=SEED + f)
         if f < FOLDS:
             fill(weights, [train_rows[i] for i in held], [train_v[i] for i in held])
@@ -299,13 +314,27 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
                                           cache=tr.CACHE_DIR)}
     pairs = tr.training_pairs(rows["train"], logits["train"], texts["train"])
     tr.export_reader(tr.fit_reader(pairs, SEED, progress, desc="reader, all of train", cache=tr.CACHE_DIR), path)
-    reads["dev"] = tr.read_heads(Reader(path, titled=C.READER.titled).scores, rows["dev"], logits["dev"], texts["dev"])
+    reads["dev"] = tr.read_heads(Reader(path).scores, rows["dev"], logits["dev"], texts["dev"])
     X, y = tr.stack_rows(rows["train"], logits["train"], reads["train"])
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
                           "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "reader_loss": tr.LOSS,
                           "reader_input": READER_INPUTS[C.READER.titled],
+                          "reader_question": READER_QUESTIONS[C.READER.history],
                           "stack_rows": len(y)}
+
+
+def answerer_logits(answerer: Answerer, index, rows: list[QuestionRows]) -> tuple[list[np.ndarray], list | None]:
+    """Each question's candidate log-odds by ``answerer`` (the evidence model, restacked after its
+    reader when it has one) and their reader columns (None without a reader)."""
+    from eval import train_reader as tr
+
+    logits = [answerer.scorer.logits(r.X) for r in rows]
+    reader = answerer.read()
+    if reader is None:
+        return logits, None
+    texts = tr.row_texts(index, rows, reader.titled)
+    return tr.stacked(rows, logits, tr.read_heads(reader.scores, rows, logits, texts), answerer.stack)
 
 
 def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:
@@ -314,13 +343,26 @@ def top1(rows: list[QuestionRows], logits: list[np.ndarray]) -> float:
     return float(np.mean([bool(t and t[1]) for t in tops]))
 
 
+def training_files() -> dict[str, list[Path]]:
+    """The question files each split fits or chooses on: train's questions, and its follow-ups
+    when the reader learns to read them with their history (``settings.READER.history``); dev's
+    questions; then the dev follow-ups, only measured (nothing is chosen on them)."""
+    from eval import bbc
+
+    if not C.READER.history:
+        return {"train": [bbc.qa_path("train")], "dev": [bbc.qa_path("dev")]}
+    return {"train": [bbc.qa_path("train"), bbc.qa_path("train", followups=True)], "dev": [bbc.qa_path("dev")],
+            "dev follow-ups": [bbc.qa_path("dev", followups=True)]}
+
+
 def train(out: Path | None = None, progress: bool = True, reader: bool = True) -> tuple[Answerer, dict]:
     """Fit and write the answerer (``reader=False``: without the reader, minutes faster)."""
     from eval import bbc
 
     pipeline = bbc.ensure_index(answerer="rules")
     articles = {a.source: a.text for a in pipeline.index.articles.values()}
-    data = {s: load_qa(bbc.qa_path(s), articles) for s in ("train", "dev")}
+    files = training_files()
+    data = {s: [it for path in paths for it in load_qa(path, articles)] for s, paths in files.items()}
     rows = {s: collect(pipeline, items, f"features {s}") for s, items in data.items()}
 
     # 1b. the question adapter and its feature
@@ -338,8 +380,9 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
     meta = {
         "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seed": SEED,
-        "data": {s: {"file": str(bbc.qa_path(s).relative_to(C.PROJECT_ROOT)), "sha256": _sha256(bbc.qa_path(s)),
-                     "questions": len(data[s])} for s in data},
+        "data": {s: {"questions": len(data[s]),
+                     "files": [{"file": str(path.relative_to(C.PROJECT_ROOT)), "sha256": _sha256(path)} for path in paths]}
+                 for s, paths in files.items()},
         "train_rows": int(sum(len(r.y) for r in rows["train"])),
         "regularisation_C": c_best,
         "dev_top1_by_C": {str(k): round(v, 4) for k, v in choice.items()},
@@ -366,8 +409,11 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
     adapter_path = out.parent / ADAPTER_FILE
     save_adapter(adapter_weights, adapter_path)
     answerer = Answerer(scorer, calibrator, threshold, meta, adapter_path, reader_path, stack,
-                        reader_titled=bool(reader_path) and C.READER.titled)
+                        reader_titled=bool(reader_path) and C.READER.titled,
+                        reader_history=bool(reader_path) and C.READER.history)
     meta["metrics"] = {"dev": split_scores(answerer, rows["dev"], logits["dev"], reads["dev"]),
                        "train (out-of-fold scores, in-sample calibration)": split_scores(answerer, rows["train"], logits["train"], reads["train"])}
+    for s in set(rows) - {"train", "dev"}:  # measured with the finished answerer, nothing chosen on them
+        meta["metrics"][s] = split_scores(answerer, rows[s], *answerer_logits(answerer, pipeline.index, rows[s]))
     save_answerer(answerer, out)
     return answerer, meta

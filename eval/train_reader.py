@@ -42,8 +42,8 @@ def training_pairs(rows, logits, texts) -> list[tuple[str, str, float]]:
             continue
         order = np.argsort(-np.asarray(z), kind="stable")
         neg = [int(j) for j in order if not r.y[j]][:NEGATIVES]
-        out += [(r.item.question, tx[j], 1.0) for j in np.flatnonzero(r.y)]
-        out += [(r.item.question, tx[j], 0.0) for j in neg]
+        out += [(r.reader_question, tx[j], 1.0) for j in np.flatnonzero(r.y)]
+        out += [(r.reader_question, tx[j], 0.0) for j in neg]
     return out
 
 
@@ -268,7 +268,7 @@ def read_heads(score, rows, logits, texts) -> list[np.ndarray]:
         full = np.full(len(z), np.nan, np.float32)
         head = head_of(z)
         if len(head):
-            full[head] = score(r.item.question, [tx[j] for j in head])
+            full[head] = score(r.reader_question, [tx[j] for j in head])
         out.append(full)
     return out
 

@@ -108,6 +108,7 @@ class ReaderSettings:
     max_tokens: int = 96  # question + sentence, the sentence truncated first
     threads: int = 2  # ONNX Runtime threads for one question
     titled: bool = True  # `rag train` fits it on the article title before each sentence (the answerer's manifest says which)
+    history: bool = True  # `rag train` fits it on the train follow-ups too, each read after its earlier question
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ MODEL_FORMAT = 3
 # margin over the best sentence elsewhere, the reader's log-odds of it, and its own features
 CONFIDENCE_FEATURES = ("top_logit", "margin", "reader", *FEATURES)
 STACK_FEATURES = ("evidence", "reader")  # the stack's inputs: evidence model and reader log-odds
-READER_INPUTS = {False: "sentence", True: "title. sentence"}  # what the reader reads, as its manifest entry says
+READER_INPUTS = {False: "sentence", True: "title. sentence"}  # what the reader reads of a sentence (manifest "input")
+READER_QUESTIONS = {False: "question", True: "question (after: earlier question)"}  # ... of a question ("question")
 
 
 def rival_logit(top: tuple[str, int], ranked) -> float | None:
@@ -60,6 +61,7 @@ class Answerer:
     reader: Path | None = None  # the reader's ONNX graph
     stack: LinearScorer | None = None  # sentence log-odds over STACK_FEATURES (with a reader)
     reader_titled: bool = False  # the reader reads the article title before each sentence
+    reader_history: bool = False  # the reader reads a follow-up after its earlier question
     _encoder: list = field(default_factory=list, compare=False, repr=False)
     _reader: list = field(default_factory=list, compare=False, repr=False)
 
@@ -80,7 +82,7 @@ class Answerer:
         if not self._reader:
             from rag.retrieval.reader import Reader
 
-            self._reader.append(Reader(self.reader, titled=self.reader_titled))
+            self._reader.append(Reader(self.reader, titled=self.reader_titled, history=self.reader_history))
         return self._reader[0]
 
     def confidence(self, inputs: list[float]) -> float:
@@ -94,7 +96,8 @@ class Answerer:
             "threshold": self.threshold,
             "adapter": {"file": self.adapter.name, "sha256": _sha256(self.adapter)} if self.adapter else None,
             "reader": ({"file": self.reader.name, "sha256": _sha256(self.reader),
-                        "input": READER_INPUTS[self.reader_titled]} if self.reader else None),
+                        "input": READER_INPUTS[self.reader_titled], "question": READER_QUESTIONS[self.reader_history]}
+                       if self.reader else None),
             "stack": self.stack.to_json() if self.stack else None,
             "meta": self.meta,
         }
@@ -106,13 +109,22 @@ class Answerer:
         adapter, reader = (_beside(d.get(key), folder, what) for key, what in
                            (("adapter", "question adapter"), ("reader", "reader")))
         stack = LinearScorer.from_json(d["stack"], STACK_FEATURES) if d.get("stack") else None
-        reader_input = (d.get("reader") or {}).get("input", READER_INPUTS[False])
-        if reader_input not in READER_INPUTS.values():
-            raise ValueError(f"reader input {reader_input!r}; this program reads {sorted(READER_INPUTS.values())}")
+        # a manifest written before readers read titles or history names neither: sentences and questions alone
+        titled, history = (_reader_choice(d.get("reader") or {}, key, choices) for key, choices in
+                           (("input", READER_INPUTS), ("question", READER_QUESTIONS)))
         return cls(
             LinearScorer.from_json(d["evidence"]), LinearScorer.from_json(d["confidence"], CONFIDENCE_FEATURES),
-            float(d["threshold"]), d.get("meta", {}), adapter, reader, stack, reader_input == READER_INPUTS[True],
+            float(d["threshold"]), d.get("meta", {}), adapter, reader, stack, titled, history,
         )
+
+
+def _reader_choice(entry: dict, key: str, choices: dict[bool, str]) -> bool:
+    """Which of ``choices`` the reader entry's ``key`` names (the False one when it names none;
+    ValueError for another)."""
+    value = entry.get(key, choices[False])
+    if value not in choices.values():
+        raise ValueError(f"reader {key} {value!r}; this program reads {' or '.join(map(repr, choices.values()))}")
+    return value == choices[True]
 
 
 def _beside(entry: dict | None, folder: Path | None, what: str) -> Path | None:

@@ -47,6 +47,7 @@ class Question:
     is_list: bool
     followup: bool
     focus: tuple[str, ...] = ()  # the role asked for by name: ("foreign", "minister")
+    earlier: str = ""  # a follow-up's previous turn, as search_text borrows it ("" when not a follow-up)
 
     @property
     def multi(self) -> bool:
@@ -257,4 +258,5 @@ def analyze(question: str, history: list[str] | None = None) -> Question:
         is_list=bool(LIST_CUE.search(q)),
         followup=followup,
         focus=focus_noun(search_text if followup else q),
+        earlier=prev if followup else "",
     )

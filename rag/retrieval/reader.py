@@ -34,10 +34,11 @@ def encode_pairs(tok, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 class Reader:
     """The shipped reader graph and the packaged MiniLM tokenizer. Loads on first use."""
 
-    def __init__(self, path: Path | str, threads: int | None = None, titled: bool = False):
+    def __init__(self, path: Path | str, threads: int | None = None, titled: bool = False, history: bool = False):
         self._graph = Graph(path, threads or C.READER.threads, "reader", "rag train", reader_tokenizer)
         self.path = self._graph.path
         self.titled = titled  # it was fitted on the article title before each sentence (``reader_text``)
+        self.history = history  # it was fitted on follow-ups read with their earlier question (``reader_question``)
 
     def scores(self, question: str, texts: list[str]) -> np.ndarray:
         """The reader's log-odds for each (question, text) pair, in one batch."""
@@ -46,6 +47,16 @@ class Reader:
         session, tok = self._graph.load()
         feeds = encode_pairs(tok, [(question, t) for t in texts])
         return np.asarray(session.run(None, feeds)[0], np.float32).reshape(-1)
+
+
+def reader_question(question, history: bool) -> str:
+    """What the reader reads of an analysed ``Question``: its own words, and for a follow-up, when
+    ``history``, the earlier question after them ("and who brokered it? (after: when did the
+    fighting end?)"). A reader fitted without follow-ups reads their own words alone: read with the
+    earlier question, the sentence that answered it scores as an answer again."""
+    if history and question.followup and question.earlier:
+        return f"{question.text} (after: {question.earlier})"
+    return question.text
 
 
 def reader_text(article, i: int, titled: bool) -> str:

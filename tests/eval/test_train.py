@@ -135,3 +135,40 @@ def test_an_article_only_ever_second_gets_a_fold_too():
     rows = _rows(14) + [on(_rows(1, seed=3)[0], "a0.txt", "only-second.txt")]
     fold_of = folds(rows, 2)
     assert "only-second.txt" in fold_of and set(fold_of.values()) == {0, 1}
+
+
+def test_a_follow_up_is_collected_after_its_history_and_read_as_the_chat_reads_it(tiny_pipeline):
+    from eval.train import collect
+
+    source = "a_cranes.txt"
+    earlier = "Where were the harbour cranes of Nordport built?"
+    item = QAItem("f1", "and when?", (), (source,), (), "unanswerable", history=(earlier,))
+    single = replace(item, id="s1", question=earlier, history=())
+    fu, one = collect(tiny_pipeline, [item, single], "features")
+    assert fu.reader_question == "and when? (after: Where were the harbour cranes of Nordport built?)"
+    assert fu.adapter_question == f"{earlier} and when?"  # what retrieval searched, as the chat does
+    assert fu.keys and fu.keys[0][0] == "a_cranes.txt"  # found through the history: "and when?" alone has no words
+    assert one.reader_question == one.adapter_question == earlier
+
+
+def test_the_reader_is_fitted_on_what_it_will_read():
+    from eval.train_reader import training_pairs
+
+    rows = _rows(2)
+    rows[0].asked = "and when? (after: who won?)"
+    z = [r.X[:, DENSE] for r in rows]
+    texts = [[f"s{j}" for j in range(6)] for _ in rows]
+    pairs = training_pairs(rows, z, texts)
+    assert {q for q, _, _ in pairs} == {"and when? (after: who won?)", "?"}
+
+
+def test_the_train_follow_ups_are_fitted_on_only_when_the_reader_reads_history(monkeypatch):
+    from eval import train as T
+    from rag import settings as C
+
+    names = {s: [p.name for p in paths] for s, paths in T.training_files().items()}
+    assert names == {"train": ["train.jsonl", "train_followups.jsonl"], "dev": ["dev.jsonl"],
+                     "dev follow-ups": ["dev_followups.jsonl"]}
+    monkeypatch.setattr(C, "READER", replace(C.READER, history=False))
+    assert {s: [p.name for p in paths] for s, paths in T.training_files().items()} == {
+        "train": ["train.jsonl"], "dev": ["dev.jsonl"]}

@@ -10,7 +10,8 @@ import pytest
 
 from rag import settings as C
 from rag.answering.model import STACK_FEATURES, Answerer, load_answerer, save_answerer
-from rag.retrieval.reader import reader_text, restack
+from rag.question.analysis import analyze
+from rag.retrieval.reader import reader_question, reader_text, restack
 from rag.retrieval.scoring import FEATURES, LinearScorer
 
 QUESTION = "Where were the harbour cranes of Nordport built?"
@@ -30,15 +31,16 @@ def test_restack_scores_unread_candidates_as_the_worst_read_one():
 class FakeReader:
     """Scores a text by whether it mentions a word (the real reader is a trained network)."""
 
-    def __init__(self, word: str, titled: bool = False):
-        self.word, self.calls, self.titled = word, [], titled
+    def __init__(self, word: str, titled: bool = False, history: bool = False):
+        self.word, self.calls, self.titled, self.history, self.questions = word, [], titled, history, []
 
     def scores(self, question, texts):
         self.calls.append(list(texts))
+        self.questions.append(question)
         return np.array([5.0 if self.word in t else -5.0 for t in texts], np.float32)
 
 
-def _answerer(reader_word: str | None, tmp_path, titled: bool = False):
+def _answerer(reader_word: str | None, tmp_path, titled: bool = False, history: bool = False):
     coef = [{"lexical": 6.0, "title": -5.0}.get(f, 0.0) for f in FEATURES]
     scorer = LinearScorer(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
                           np.asarray(coef, np.float32), -3.0)
@@ -50,8 +52,8 @@ def _answerer(reader_word: str | None, tmp_path, titled: bool = False):
         return Answerer(scorer, cal, 0.0)
     path = tmp_path / "reader.onnx"
     path.write_bytes(b"not used by the fake")
-    a = Answerer(scorer, cal, 0.0, {}, None, path, _stack(evidence=0.0, reader=1.0), titled)
-    a._reader.append(FakeReader(reader_word, titled))
+    a = Answerer(scorer, cal, 0.0, {}, None, path, _stack(evidence=0.0, reader=1.0), titled, history)
+    a._reader.append(FakeReader(reader_word, titled, history))
     return a
 
 
@@ -84,6 +86,24 @@ def test_a_titled_reader_reads_the_article_title_before_each_sentence(tiny_pipel
     assert title and any(t.startswith(title) for t in texts)
 
 
+@pytest.mark.parametrize("history", [False, True])
+def test_a_follow_up_is_read_after_its_earlier_question_only_by_a_reader_fitted_so(tiny_pipeline, tmp_path, history):
+    tiny_pipeline._answerer = a = _answerer("Nordport", tmp_path, history=history)
+    tiny_pipeline.retrieve("and who built them?", history=[QUESTION])
+    tiny_pipeline.retrieve(QUESTION, history=["Who won the race?"])  # not a follow-up: its own words
+    after = f" (after: {QUESTION})" if history else ""
+    assert a._reader[0].questions == ["and who built them?" + after, QUESTION]
+
+
+def test_reader_question_of_follow_ups_and_single_questions():
+    follow_up = analyze("and when?", ["Who signed the deal?"])
+    assert follow_up.followup and follow_up.earlier == "Who signed the deal?"
+    assert reader_question(follow_up, True) == "and when? (after: Who signed the deal?)"
+    assert reader_question(follow_up, False) == "and when?"
+    single = analyze("Who signed the deal?")
+    assert single.earlier == "" and reader_question(single, True) == "Who signed the deal?"
+
+
 def test_reader_text_joins_title_and_sentence_once():
     class Art:
         def __init__(self, title):
@@ -98,25 +118,25 @@ def test_reader_text_joins_title_and_sentence_once():
     assert reader_text(Art("Deal agreed"), 0, False) == "He signed it on Monday."
 
 
-@pytest.mark.parametrize("titled", [False, True])
-def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path, titled):
-    a = _answerer("x", tmp_path, titled)
+@pytest.mark.parametrize("titled,history", [(False, False), (True, False), (True, True)])
+def test_model_with_a_reader_names_it_and_needs_the_file(tmp_path, titled, history):
+    a = _answerer("x", tmp_path, titled, history)
     path = tmp_path / "answerer.json"
     save_answerer(a, path)
     d = json.loads(path.read_text())
     assert d["reader"]["file"] == "reader.onnx" and d["stack"]["features"] == list(STACK_FEATURES)
     assert d["reader"]["input"] == ("title. sentence" if titled else "sentence")
+    assert d["reader"]["question"] == ("question (after: earlier question)" if history else "question")
     loaded = load_answerer.__wrapped__(path)
     assert loaded.reader == tmp_path / "reader.onnx" and loaded.stack.coef.tolist() == a.stack.coef.tolist()
-    assert loaded.reader_titled is titled
-    del d["reader"]["input"]  # a manifest written before readers could read titles
+    assert (loaded.reader_titled, loaded.reader_history) == (titled, history)
+    del d["reader"]["input"], d["reader"]["question"]  # a manifest written before readers read titles or history
     path.write_text(json.dumps(d))
-    assert load_answerer.__wrapped__(path).reader_titled is False
-    d["reader"]["input"] = "sentence and its neighbours"
-    path.write_text(json.dumps(d))
-    with pytest.raises(Exception, match="reader input"):
-        load_answerer.__wrapped__(path)
-    d["reader"]["input"] = "sentence"
+    assert (load_answerer.__wrapped__(path).reader_titled, load_answerer.__wrapped__(path).reader_history) == (False, False)
+    for key, value in (("input", "sentence and its neighbours"), ("question", "the whole conversation")):
+        path.write_text(json.dumps({**d, "reader": {**d["reader"], key: value}}))
+        with pytest.raises(Exception, match=f"reader {key} '{value}'"):
+            load_answerer.__wrapped__(path)
     path.write_text(json.dumps(d))
     (tmp_path / "reader.onnx").unlink()
     with pytest.raises(Exception, match="reader .* is missing"):
