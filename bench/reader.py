@@ -51,7 +51,8 @@ def main() -> None:
         t = np.array(t)
         print(f"  {name:22s} p50 {np.median(t):6.1f}  p95 {np.percentile(t, 95):6.1f}  ratio p50 {np.median(t) / base:.2f}")
 
-    texts = [candidate_texts(with_reader.index, with_reader.retrieve(q).sentences[: C.READER.candidates])
+    texts = [candidate_texts(with_reader.index, with_reader.retrieve(q).sentences[: C.READER.candidates],
+                             answerer.reader_titled)
              for q in questions]
     for threads in (1, 2):
         reader = Reader(answerer.reader, threads=threads)

@@ -19,7 +19,7 @@ from rag.errors import BadInputError
 from index.ingest import collect
 from rag.question.analysis import analyze, core_text, is_english, with_known_operations
 from rag.question.spelling import SpellingCorrector, model_vocabulary
-from rag.retrieval.reader import reader_question, rerank
+from rag.retrieval.reader import rerank
 from rag.retrieval.search import Filters, Retrieval, Statistics, parse_filter_date, retrieve
 from index.backends import open_store
 from index.store import Index, corpus_hash
@@ -171,8 +171,8 @@ class RagPipeline:
         # the adapter is MiniLM fine-tuned against MiniLM sentence vectors: only for such an index
         tuned = answerer.question_vector(core_text(q)) if self.embedder.name == ADAPTED_MODEL else None
         reader = answerer.read()
-        read = (functools.partial(rerank, question_text=reader_question(q, reader.history), index=index, reader=reader,
-                                  stack=answerer.stack) if reader is not None else None)
+        read = (functools.partial(rerank, question=q, index=index, reader=reader, stack=answerer.stack)
+                if reader is not None else None)
         return retrieve(index, stats, q, qv, req.k, filters, scorer=answerer.scorer, qv_tuned=tuned, rerank=read)
 
     def ask(self, request: Request | str, **options: Any) -> Answer:

@@ -83,14 +83,15 @@ def restack(logits: np.ndarray, head: np.ndarray, read: np.ndarray, stack) -> tu
     return stack.logits(np.stack([np.asarray(logits, np.float32), r], 1)).astype(np.float32), r
 
 
-def rerank(scored: list, question_text: str, index, reader: Reader, stack) -> list:
+def rerank(scored: list, question, index, reader: Reader, stack) -> list:
     """``scored`` (best first by the evidence model) rescored by ``stack`` once the reader has read
-    the best ``settings.READER.candidates``, best first again; a read sentence keeps its reader
-    log-odds in ``reader``."""
+    the best ``settings.READER.candidates`` against the analysed ``question`` (both as this reader
+    was fitted to read them: ``reader_question``, ``reader_text``), best first again; a read
+    sentence keeps its reader log-odds in ``reader``."""
     n = min(C.READER.candidates, len(scored))
     if n == 0:
         return scored
-    read = reader.scores(question_text, candidate_texts(index, scored[:n], reader.titled))
+    read = reader.scores(reader_question(question, reader.history), candidate_texts(index, scored[:n], reader.titled))
     z, r = restack(np.array([s.score for s in scored], np.float32), np.arange(n), read, stack)
     out = [replace(s, score=float(zz), reader=float(rr) if j < n else None)
            for j, (s, zz, rr) in enumerate(zip(scored, z, r))]

@@ -95,9 +95,11 @@ def test_the_reader_reads_a_follow_up_in_its_own_words(pipeline, monkeypatch):
     sentence answering the earlier question scores as an answer to this one (a Cast Lead date
     was given, 91% sure, to "and who brokered the ceasefire?")."""
     import rag.pipeline as P
+    from rag.retrieval.reader import reader_question
 
     read = []
-    monkeypatch.setattr(P, "rerank", lambda scored, question_text, **kw: read.append(question_text) or scored)
+    monkeypatch.setattr(P, "rerank", lambda scored, question, reader, **kw:
+                        read.append(reader_question(question, reader.history)) or scored)
     first = "On what date did Operation Cast Lead begin?"
     r = pipeline.retrieve("and who brokerd the ceasefire?", history=[first])
     assert read == ["and who broker the ceasefire?"]  # spelling corrected, the earlier question left out
