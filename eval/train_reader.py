@@ -92,31 +92,105 @@ def minilm_net(seed: int, outputs: int, pooled: bool):
     return net
 
 
+CHECKPOINT_EVERY = 400  # batches between saves of a reader still being fitted (a few minutes on 2 cores)
+
+
 def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epochs: int = EPOCHS,
-               lr: float = LR, head_lr: float = HEAD_LR, batch: int = BATCH):
+               lr: float = LR, head_lr: float = HEAD_LR, batch: int = BATCH,
+               checkpoint: Path | None = None, every: int = CHECKPOINT_EVERY):
     """Fit ``net`` on ``data`` for ``epochs`` passes of shuffled batches of ``batch`` items
-    (``loss``: a batch's loss tensor); returns it in eval mode."""
+    (``loss``: a batch's loss tensor); returns it in eval mode.
+
+    ``checkpoint``: a file where the fit is saved every ``every`` batches (trainable weights,
+    optimiser and random state, as safetensors) and resumed from when it exists, so a stopped fit
+    goes on where it was and ends as an unstopped one would; it is deleted when the fit ends."""
     from tqdm import tqdm
 
     if len(data) < batch:
         raise ValueError(f"{desc}: {len(data)} training items, fewer than one batch of {batch}")
-    steps = epochs * (len(data) // batch)
+    per_epoch = len(data) // batch
+    steps = epochs * per_epoch
     opt, sched = optimiser(net, steps, lr, head_lr)
+    done = load_checkpoint(checkpoint, net, opt, sched, steps) if checkpoint is not None else 0
     rng = random.Random(seed)
     data = list(data)
     net.train()
-    with tqdm(total=steps, desc=desc, unit="batch", disable=not progress) as bar:
-        for _ in range(epochs):
-            rng.shuffle(data)
-            for b in range(0, len(data) - batch + 1, batch):
+    with tqdm(total=steps, initial=done, desc=desc, unit="batch", disable=not progress) as bar:
+        for epoch in range(epochs):
+            rng.shuffle(data)  # every epoch's shuffle, those done included: the order does not depend on resuming
+            for i in range(per_epoch):
+                if epoch * per_epoch + i < done:
+                    continue
+                b = i * batch
                 batch_loss = loss(data[b : b + batch])
                 opt.zero_grad()
                 batch_loss.backward()
                 opt.step()
                 sched.step()
                 bar.update()
+                step = epoch * per_epoch + i + 1
+                if checkpoint is not None and step % every == 0 and step < steps:
+                    save_checkpoint(checkpoint, net, opt, sched, step, steps)
     net.eval()
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return net
+
+
+def save_checkpoint(path: Path, net, opt, sched, step: int, steps: int) -> None:
+    """``net``'s trainable weights, ``opt``'s moments and torch's random state after ``step`` of
+    ``steps`` batches, in one safetensors file written atomically (the rest as JSON metadata)."""
+    import torch
+    from safetensors.torch import save_file
+
+    params = [p for g in opt.param_groups for p in g["params"]]
+    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.named_parameters() if v.requires_grad}
+    state = opt.state_dict()
+    for i, moments in state["state"].items():
+        for k, v in moments.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in state["param_groups"]]
+    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    meta = {"step": step, "steps": steps, "params": len(params), "param_groups": groups, "scheduler": sched_state}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, net, opt, sched, steps: int) -> int:
+    """Restore what ``save_checkpoint`` saved at ``path`` into ``net``, ``opt`` and ``sched``, and
+    return the batches done; 0 when there is no checkpoint. A checkpoint of a fit with another
+    number of steps or parameters is an error, not a silent restart."""
+    import torch
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["checkpoint"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if meta["steps"] != steps or meta["params"] != len(params):
+        raise ValueError(f"{path} is a checkpoint of another fit ({meta['steps']} batches, {meta['params']} "
+                         f"parameters; this one has {steps} and {len(params)}); delete it to start again")
+    weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
+    with torch.no_grad():
+        for k, p in net.named_parameters():
+            if p.requires_grad:
+                p.copy_(weights[k])
+    moments: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            moments.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": moments, "param_groups": meta["param_groups"]})
+    sched.load_state_dict(meta["scheduler"] | {"lr_lambdas": [None] * len(opt.param_groups)})
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(meta["step"])
 
 
 def question_groups(pairs: list[tuple[str, str, float]]) -> list[list[tuple[str, str, float]]]:
@@ -151,7 +225,8 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
     """The fine-tuned torch model (eval mode). With ``cache`` (a directory), a reader fitted
     before on the same pairs, seed and recipe is loaded from there instead of fitted again, and a
     new one is saved there (its trained weights, as safetensors): a ``rag train`` stopped after
-    its first readers resumes after them."""
+    its first readers resumes after them. A fit under way is checkpointed there too
+    (``train_loop``), so one stopped midway goes on from its last checkpoint."""
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -187,10 +262,11 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
                 total = total - (torch.log_softmax(s, 0) * t / t.sum()).sum()
         return total / len(groups)
 
+    partial = saved.with_suffix(".partial") if saved is not None else None  # a fit under way, resumed
     if LOSS == "listwise":
-        net = train_loop(net, question_groups(pairs), listwise, seed, progress, desc, batch=GROUPS)
+        net = train_loop(net, question_groups(pairs), listwise, seed, progress, desc, batch=GROUPS, checkpoint=partial)
     else:
-        net = train_loop(net, pairs, pointwise, seed, progress, desc)
+        net = train_loop(net, pairs, pointwise, seed, progress, desc, checkpoint=partial)
     if saved is not None:
         from safetensors.torch import save_file
 

@@ -204,6 +204,49 @@ def test_a_fitted_reader_is_reloaded_from_the_cache_not_fitted_again(tmp_path, m
             tr.fit_reader(other_pairs, seed=seed, progress=False, cache=tmp_path)
 
 
+@pytest.mark.slow
+def test_a_stopped_fit_resumes_from_its_checkpoint_and_ends_as_an_unstopped_one(tmp_path):
+    from eval import train_reader as tr
+
+    import torch
+
+    pairs = race_pairs(6)  # 12 pairs: 6 batches of 2 an epoch, 12 in all
+
+    def run(stop_after=None, checkpoint=None):
+        net = tr.minilm_net(0, 1, pooled=True)
+        tok = tr.reader_tokenizer()
+        calls = []
+
+        def loss(batch):
+            if stop_after is not None and len(calls) == stop_after:
+                raise KeyboardInterrupt
+            calls.append(batch)
+            feeds = {k: torch.from_numpy(v) for k, v in tr.encode_pairs(tok, [(q, t) for q, t, _ in batch]).items()}
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                net(**feeds), torch.tensor([y for _, _, y in batch]))
+
+        tr.train_loop(net, pairs, loss, seed=0, progress=False, desc="reader", batch=2, checkpoint=checkpoint, every=4)
+        return net, calls
+
+    whole, whole_calls = run()
+    ckpt = tmp_path / "reader.partial"
+    with pytest.raises(KeyboardInterrupt):
+        run(stop_after=7, checkpoint=ckpt)  # stopped in the second epoch, after the checkpoint at 4
+    assert ckpt.exists()
+    resumed, resumed_calls = run(checkpoint=ckpt)
+    assert resumed_calls == whole_calls[4:]  # the batches after the checkpoint, in the unstopped order
+    assert not ckpt.exists()  # the fit ended: its checkpoint is gone
+    texts = ["Smith won the race on Monday.", "The weather was bad."]
+    assert np.allclose(tr.torch_scores(resumed, "Who won?", texts), tr.torch_scores(whole, "Who won?", texts), atol=1e-5)
+    assert not np.allclose(tr.torch_scores(tr.minilm_net(0, 1, pooled=True).eval(), "Who won?", texts),
+                           tr.torch_scores(whole, "Who won?", texts), atol=1e-3)  # it did fit something
+
+    other = tr.minilm_net(0, 1, pooled=True)
+    tr.save_checkpoint(ckpt, other, *tr.optimiser(other, 99), step=4, steps=99)
+    with pytest.raises(ValueError, match="checkpoint of another fit"):
+        run(checkpoint=ckpt)  # a fit of 12 batches does not take up one of 99
+
+
 def safe_open_keys(path) -> list[str]:
     from safetensors import safe_open
 
