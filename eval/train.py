@@ -298,6 +298,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _shown(path: Path) -> str:
+    """A data file as the manifest names it: relative to the project, or in full outside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(C.PROJECT_ROOT)) if path.is_relative_to(C.PROJECT_ROOT) else str(path)
+
+
 def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str, list[np.ndarray]],
                  path: Path, progress: bool = True) -> tuple[LinearScorer, dict[str, list[np.ndarray]], dict]:
     """Fit the reader: out of fold on train (two halves of the articles, dealt by question
@@ -381,7 +387,7 @@ def train(out: Path | None = None, progress: bool = True, reader: bool = True) -
         "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seed": SEED,
         "data": {s: {"questions": len(data[s]),
-                     "files": [{"file": str(path.relative_to(C.PROJECT_ROOT)), "sha256": _sha256(path)} for path in paths]}
+                     "files": [{"file": _shown(path), "sha256": _sha256(path)} for path in paths]}
                  for s, paths in files.items()},
         "train_rows": int(sum(len(r.y) for r in rows["train"])),
         "regularisation_C": c_best,

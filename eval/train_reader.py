@@ -103,7 +103,8 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
 
     ``checkpoint``: a file where the fit is saved every ``every`` batches (trainable weights,
     optimiser and random state, as safetensors) and resumed from when it exists, so a stopped fit
-    goes on where it was and ends as an unstopped one would; it is deleted when the fit ends."""
+    goes on where it was and ends as an unstopped one would; the caller deletes it once the
+    fitted model is safe."""
     from tqdm import tqdm
 
     if len(data) < batch:
@@ -132,8 +133,6 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
                 if checkpoint is not None and step % every == 0 and step < steps:
                     save_checkpoint(checkpoint, net, opt, sched, step, steps)
     net.eval()
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
     return net
 
 
@@ -264,9 +263,10 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
 
     partial = saved.with_suffix(".partial") if saved is not None else None  # a fit under way, resumed
     if LOSS == "listwise":
-        net = train_loop(net, question_groups(pairs), listwise, seed, progress, desc, batch=GROUPS, checkpoint=partial)
+        net = train_loop(net, question_groups(pairs), listwise, seed, progress, desc, batch=GROUPS,
+                         checkpoint=partial, every=CHECKPOINT_EVERY)
     else:
-        net = train_loop(net, pairs, pointwise, seed, progress, desc, checkpoint=partial)
+        net = train_loop(net, pairs, pointwise, seed, progress, desc, checkpoint=partial, every=CHECKPOINT_EVERY)
     if saved is not None:
         from safetensors.torch import save_file
 
@@ -275,6 +275,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
         save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.startswith(f"bert.{FROZEN}")},
                   str(tmp))
         tmp.replace(saved)
+        partial.unlink(missing_ok=True)  # only now: a stop before this resumes from the checkpoint
     return net
 
 

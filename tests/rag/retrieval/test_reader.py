@@ -187,9 +187,15 @@ def test_the_int8_graph_scores_like_the_torch_model(tmp_path):
 def test_a_fitted_reader_is_reloaded_from_the_cache_not_fitted_again(tmp_path, monkeypatch):
     from eval import train_reader as tr
 
+    save = tr.save_checkpoint
     pairs = race_pairs(8)
+    monkeypatch.setattr(tr, "CHECKPOINT_EVERY", 2)  # 8 batches: checkpointed on the way
+    saves = []
+    monkeypatch.setattr(tr, "save_checkpoint", lambda path, *a, **k: saves.append(path) or save(path, *a, **k))
     net = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)
-    (saved,) = tmp_path.glob("reader-*.safetensors")
+    assert len(saves) == 3 and saves[0].parent == tmp_path
+    (saved,) = tmp_path.iterdir()  # the fitted reader; its checkpoint went once it was saved
+    assert saved.name.startswith("reader-") and saved.suffix == ".safetensors"
     assert not any(k.startswith("bert.embeddings.") for k in safe_open_keys(saved))  # frozen: not stored
 
     def refit(*args, **kwargs):
@@ -235,7 +241,6 @@ def test_a_stopped_fit_resumes_from_its_checkpoint_and_ends_as_an_unstopped_one(
     assert ckpt.exists()
     resumed, resumed_calls = run(checkpoint=ckpt)
     assert resumed_calls == whole_calls[4:]  # the batches after the checkpoint, in the unstopped order
-    assert not ckpt.exists()  # the fit ended: its checkpoint is gone
     texts = ["Smith won the race on Monday.", "The weather was bad."]
     assert np.allclose(tr.torch_scores(resumed, "Who won?", texts), tr.torch_scores(whole, "Who won?", texts), atol=1e-5)
     assert not np.allclose(tr.torch_scores(tr.minilm_net(0, 1, pooled=True).eval(), "Who won?", texts),
