@@ -120,16 +120,15 @@ def train_loop(net, data: list, loss, seed: int, progress: bool, desc: str, epoc
         for epoch in range(epochs):
             rng.shuffle(data)  # every epoch's shuffle, those done included: the order does not depend on resuming
             for i in range(per_epoch):
-                if epoch * per_epoch + i < done:
+                step = epoch * per_epoch + i + 1
+                if step <= done:
                     continue
-                b = i * batch
-                batch_loss = loss(data[b : b + batch])
+                batch_loss = loss(data[i * batch : (i + 1) * batch])
                 opt.zero_grad()
                 batch_loss.backward()
                 opt.step()
                 sched.step()
                 bar.update()
-                step = epoch * per_epoch + i + 1
                 if checkpoint is not None and step % every == 0 and step < steps:
                     save_checkpoint(checkpoint, net, opt, sched, step, steps)
     net.eval()
@@ -140,22 +139,28 @@ def save_checkpoint(path: Path, net, opt, sched, step: int, steps: int) -> None:
     """``net``'s trainable weights, ``opt``'s moments and torch's random state after ``step`` of
     ``steps`` batches, in one safetensors file written atomically (the rest as JSON metadata)."""
     import torch
-    from safetensors.torch import save_file
 
-    params = [p for g in opt.param_groups for p in g["params"]]
-    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.named_parameters() if v.requires_grad}
+    tensors = {f"net.{k}": v.detach() for k, v in net.named_parameters() if v.requires_grad}
     state = opt.state_dict()
     for i, moments in state["state"].items():
         for k, v in moments.items():
-            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
     tensors["rng.torch"] = torch.get_rng_state()
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in state["param_groups"]]
-    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
-    meta = {"step": step, "steps": steps, "params": len(params), "param_groups": groups, "scheduler": sched_state}
+    meta = {"step": step, "steps": steps, "params": sum(len(g["params"]) for g in opt.param_groups),
+            "param_groups": state["param_groups"],
+            "scheduler": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}}  # its lambdas are code
+    save_tensors(tensors, path, {"checkpoint": json.dumps(meta)})
+
+
+def save_tensors(tensors: dict, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Torch ``tensors`` as one safetensors file at ``path``, written atomically (a temporary
+    file renamed over it)."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta)})
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     tmp.replace(path)
 
 
@@ -172,10 +177,10 @@ def load_checkpoint(path: Path, net, opt, sched, steps: int) -> int:
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["checkpoint"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if meta["steps"] != steps or meta["params"] != len(params):
+    params = sum(len(g["params"]) for g in opt.param_groups)
+    if meta["steps"] != steps or meta["params"] != params:
         raise ValueError(f"{path} is a checkpoint of another fit ({meta['steps']} batches, {meta['params']} "
-                         f"parameters; this one has {steps} and {len(params)}); delete it to start again")
+                         f"parameters; this one has {steps} and {params}); delete it to start again")
     weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
     with torch.no_grad():
         for k, p in net.named_parameters():
@@ -268,13 +273,7 @@ def fit_reader(pairs: list[tuple[str, str, float]], seed: int, progress: bool = 
     else:
         net = train_loop(net, pairs, pointwise, seed, progress, desc, checkpoint=partial, every=CHECKPOINT_EVERY)
     if saved is not None:
-        from safetensors.torch import save_file
-
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in net.state_dict().items() if not k.startswith(f"bert.{FROZEN}")},
-                  str(tmp))
-        tmp.replace(saved)
+        save_tensors({k: v for k, v in net.state_dict().items() if not k.startswith(f"bert.{FROZEN}")}, saved)
         partial.unlink(missing_ok=True)  # only now: a stop before this resumes from the checkpoint
     return net
 
