@@ -40,6 +40,7 @@ class EvalOptions:
     typos: bool = False
     followups: bool = False
     answerer: str = "learned"
+    model: Path | None = None  # a learned answerer's JSON (default: the shipped one)
     index_dir: Path | None = None
     distractors: str | None = None
     out: Path = C.PROJECT_ROOT / "eval" / "runs" / "latest"
@@ -77,7 +78,7 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
         temporary = corpus and index_dir is None
         if temporary:
             index_dir = Path(tmp) / "index"
-        store = dict(answerer=opts.answerer, backend=opts.backend, milvus_uri=opts.milvus_uri)
+        store = dict(answerer=opts.answerer, backend=opts.backend, milvus_uri=opts.milvus_uri, answerer_model=opts.model)
         p = RagPipeline(index_dir=index_dir, **store)
         try:
             paths = corpus or [C.BUNDLED_ARTICLES]
@@ -86,7 +87,7 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
             qa = load_qa(qa_path, articles)[:: opts.every]
             run = dict(k=opts.k, mode=opts.mode, baseline=opts.baseline, progress=progress is not None)
             metrics = run_eval(p, qa, Path(opts.out) / "clean", gate=gate_for(opts, qa_path), thresholds=opts.thresholds, **run)
-            result = {"clean": metrics}
+            result = {"clean": metrics, "model": str(opts.model or C.ANSWERER_MODEL) if opts.answerer == "learned" else None}
             if opts.distractors == "bbc":
                 from eval.distractors import stage_bbc
 

@@ -325,6 +325,7 @@ def reader_stage(pipeline, rows: dict[str, list[QuestionRows]], logits: dict[str
     stack = fit_linear(X, y, 1.0, STACK_FEATURES)
     return stack, reads, {"reader_pairs": len(pairs), "reader_candidates": C.READER.candidates,
                           "reader_epochs": tr.EPOCHS, "reader_negatives": tr.NEGATIVES, "reader_loss": tr.LOSS,
+                          "reader_precision": tr.PRECISION,
                           "reader_input": READER_INPUTS[C.READER.titled],
                           "reader_question": READER_QUESTIONS[C.READER.history],
                           "stack_rows": len(y)}

@@ -164,7 +164,7 @@ def cmd_eval(args) -> int:
 
     opts = EvalOptions(
         qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, followups=args.followups,
-        answerer=args.answerer, index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k,
+        answerer=args.answerer, model=args.model, index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k,
         mode=args.mode, baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
         backend=args.backend, milvus_uri=args.milvus_uri,
     )
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --split: that split's follow-up questions, each asked after its earlier ones")
     p.add_argument("--answerer", choices=list(C.ANSWERERS), default="learned",
                    help="learned (default) or the hand-rule chain, for comparison")
+    p.add_argument("--model", type=Path, default=None,
+                   help="the learned answerer's JSON to evaluate (default: the shipped rag/models/answerer.json); "
+                        "e.g. the one `rag train --out` wrote, to judge it before it ships")
     index_dir(p)
     p.add_argument("--distractors", choices=["bbc"], help="also run with the 2,225 BBC News articles added")
     p.add_argument("--out", type=Path, default=C.PROJECT_ROOT / "eval" / "runs" / "latest")

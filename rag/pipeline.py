@@ -41,9 +41,16 @@ class RagPipeline:
         answerer: str = "learned",
         backend: str | None = None,
         milvus_uri: str | None = None,
+        answerer_model: Path | str | None = None,
     ):
         if answerer not in C.ANSWERERS:
             raise BadInputError(f"answerer must be one of {', '.join(C.ANSWERERS)}. Currently, it is {answerer!r}")
+        if answerer_model is not None:  # another learned answerer than the shipped one (one `rag train --out` wrote)
+            if answerer != "learned":
+                raise BadInputError(f"a model file is for the learned answerer, not {answerer!r}")
+            if not Path(answerer_model).is_file():
+                raise BadInputError(f"no answerer model at {answerer_model} (rag train --out writes one)")
+        self.answerer_model = Path(answerer_model) if answerer_model is not None else None
         self.index_dir = Path(index_dir) if index_dir else C.default_index_dir()
         self.embedder = embedder or MiniLMEmbedder()
         self.store = open_store(self.embedder, self.index_dir, backend, milvus_uri)
@@ -138,7 +145,7 @@ class RagPipeline:
     def answerer(self) -> Answerer | None:
         """The learned answerer (None: the hand rules answer, by choice or for want of a model)."""
         if self._answerer is False:
-            self._answerer = load_answerer() if self.answerer_name == "learned" else None
+            self._answerer = load_answerer(self.answerer_model) if self.answerer_name == "learned" else None
         return self._answerer  # type: ignore[return-value]
 
     # ---------- asking ----------

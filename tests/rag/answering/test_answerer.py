@@ -114,3 +114,27 @@ def test_model_with_an_adapter_names_it_and_needs_the_file(tmp_path):
     load_answerer.cache_clear()
     with pytest.raises(RagError, match="question adapter"):
         load_answerer(path)
+
+
+def test_a_pipeline_answers_with_the_model_file_it_is_given(tiny_pipeline, tmp_path):
+    """``rag eval --model``: a candidate that ``rag train --out`` wrote is judged before it ships."""
+    from rag.errors import BadInputError
+    from rag.pipeline import RagPipeline
+
+    question = "Where were the harbour cranes of Nordport built?"
+    path = tmp_path / "candidate" / "answerer.json"
+    save_answerer(Answerer(_scorer(), _calibrator(0.0, 10.0), 0.0), path)  # confidence sigmoid(10): always answers
+    given = RagPipeline(index_dir=tiny_pipeline.index_dir, embedder=tiny_pipeline.embedder, entities=False,
+                        answerer_model=path)
+    ans = given.ask(question)
+    assert given.answerer.threshold == 0.0 and not ans.abstained
+    assert ans.confidence == pytest.approx(1 / (1 + np.exp(-10.0)), abs=1e-4)
+    save_answerer(Answerer(_scorer(), _calibrator(0.0, -10.0), 0.5), path.with_name("never.json"))
+    never = RagPipeline(index_dir=tiny_pipeline.index_dir, embedder=tiny_pipeline.embedder, entities=False,
+                        answerer_model=path.with_name("never.json"))
+    assert never.ask(question).abstained  # the other file, not the first one or the shipped one
+    with pytest.raises(BadInputError, match="no answerer model at"):
+        RagPipeline(index_dir=tiny_pipeline.index_dir, embedder=tiny_pipeline.embedder, answerer_model=tmp_path / "none.json")
+    with pytest.raises(BadInputError, match="for the learned answerer"):
+        RagPipeline(index_dir=tiny_pipeline.index_dir, embedder=tiny_pipeline.embedder, answerer="rules",
+                    answerer_model=path)

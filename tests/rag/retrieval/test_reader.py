@@ -158,6 +158,17 @@ def test_training_pairs_are_cut_into_their_questions():
     assert {q for q, _, _ in groups[1]} == {"Who won the race 1?"}
 
 
+def test_readers_are_fitted_in_bfloat16_only_where_the_cpu_computes_in_it(tmp_path):
+    from eval.train_reader import cpu_computes_bf16
+
+    info = tmp_path / "cpuinfo"
+    for flags, expected in (("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                            ("fpu amx_bf16 amx_tile", True), ("fpu bf16", False)):
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        assert cpu_computes_bf16(info) is expected, flags
+    assert cpu_computes_bf16(tmp_path / "missing") is False  # not Linux: float32
+
+
 def test_fewer_training_items_than_one_batch_is_an_error_not_an_untrained_reader():
     from eval.train_reader import train_loop
 
@@ -208,6 +219,30 @@ def test_a_fitted_reader_is_reloaded_from_the_cache_not_fitted_again(tmp_path, m
     for other_pairs, seed in ((pairs, 1), (pairs[:-1], 0)):  # another seed or other pairs: fitted anew
         with pytest.raises(RuntimeError, match="fitted again"):
             tr.fit_reader(other_pairs, seed=seed, progress=False, cache=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_reader_fitted_in_bfloat16_with_more_frozen_layers_keeps_them_as_packaged(tmp_path, monkeypatch):
+    from eval import train_reader as tr
+
+    pairs = race_pairs(8)
+    fp32_key = tr.fit_key(pairs, 0)
+    monkeypatch.setattr(tr, "PRECISION", "bf16")
+    monkeypatch.setattr(tr, "FROZEN", ("embeddings.", "encoder.layer.0.", "encoder.layer.1."))
+    assert tr.fit_key(pairs, 0) != fp32_key  # another recipe: another cached reader
+    net = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)
+    packaged = dict(tr.minilm_net(0, 1, pooled=True).named_parameters())
+    for name, p in net.named_parameters():
+        if not name.startswith("bert.pooler."):  # unused (mean pooling): no gradient reaches it
+            same = bool((p == packaged[name]).all())
+            assert same == tr.frozen(name), name  # frozen layers as packaged, every other one trained
+    assert tr.frozen("bert.encoder.layer.1.output.dense.weight") and not tr.frozen("bert.encoder.layer.2.output.dense.weight")
+    (saved,) = tmp_path.iterdir()
+    assert not any(tr.frozen(k) for k in safe_open_keys(saved))  # only the trained layers are stored
+    texts = ["Smith won the race on Monday.", "The weather was bad."]
+    again = tr.fit_reader(pairs, seed=0, progress=False, cache=tmp_path)  # reloaded over the packaged layers
+    assert tr.torch_scores(again, "Who won?", texts).tolist() == tr.torch_scores(net, "Who won?", texts).tolist()
+    assert np.all(np.isfinite(tr.torch_scores(net, "Who won?", texts)))
 
 
 @pytest.mark.slow
