@@ -29,7 +29,8 @@ LOSS = "listwise"  # or "pointwise" (binary cross-entropy per pair only); listwi
 GROUPS = 2  # questions a batch, listwise (about BATCH pairs)
 WARMUP = 0.1  # share of the steps with a rising learning rate
 HIDDEN = 384
-FROZEN = ("embeddings.",)  # MiniLM's layers that stay as packaged (not trained, not cached)
+EMBEDDINGS = ("embeddings.",)
+FROZEN = EMBEDDINGS  # MiniLM's layers that stay as packaged (not trained, not cached)
 
 
 def cpu_computes_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -239,7 +240,7 @@ def fit_key(pairs: list[tuple[str, str, float]], seed: int) -> str:
     recipe = {"epochs": EPOCHS, "lr": LR, "head_lr": HEAD_LR, "batch": BATCH, "warmup": WARMUP,
               **({"loss": LOSS, "groups": GROUPS} if LOSS != "pointwise" else {}),
               **({"precision": PRECISION} if PRECISION != "fp32" else {}),
-              **({"frozen": list(FROZEN)} if FROZEN != ("embeddings.",) else {}),
+              **({"frozen": list(FROZEN)} if FROZEN != EMBEDDINGS else {}),  # keys of the usual recipe unchanged
               "max_tokens": C.READER.max_tokens, "seed": seed, "model": str(model_dir().name)}
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     for q, t, y in pairs:
