@@ -4,11 +4,15 @@ that a question's vector lands near the frozen index vectors of the sentences th
 The index stays as built (its chunk and sentence vectors are not touched); answering encodes the
 question once more with the adapter (``Answerer.question_vector``) for the ``dense_tuned``
 feature. Loss: softmax over a question's candidate sentences (temperature ``TAU``), the gold
-evidence as target; seeded, CPU, seconds per run. Only the tuned tensors are saved (float16
-safetensors), as overrides of the packaged weights."""
+evidence as target; seeded, CPU, minutes per run on all of train. Only the tuned tensors are
+saved (float16 safetensors), as overrides of the packaged weights. ``rag train`` fits it six
+times (five folds, then all of train); each fit is cached by what it was fitted on, so a stopped
+run resumes after the fits it finished."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -67,9 +71,41 @@ class TorchQuestionEncoder:
         return {n: p.detach().numpy().astype(np.float16) for n, p in self.model.named_parameters() if _tuned(n)}
 
 
-def fit_adapter(questions: list[str], vectors: list[np.ndarray], gold: list[np.ndarray], seed: int) -> dict[str, np.ndarray]:
+def adapter_key(questions: list[str], vectors: list[np.ndarray], gold: list[np.ndarray], seed: int) -> str:
+    """What a fitted adapter depends on, hashed: the triples, the seed, the recipe and the base model."""
+    from index.encoder import model_dir
+
+    recipe = {"tuned_layers": TUNED_LAYERS, "epochs": EPOCHS, "lr": LR, "tau": TAU, "batch": BATCH,
+              "max_len": MAX_LEN, "seed": seed, "model": str(model_dir().name)}
+    h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    for q, v, g in zip(questions, vectors, gold, strict=True):
+        h.update(json.dumps(q).encode())
+        h.update(np.ascontiguousarray(v, np.float32).tobytes())
+        h.update(np.asarray(g, bool).tobytes())
+    return h.hexdigest()[:24]
+
+
+def fit_adapter(questions: list[str], vectors: list[np.ndarray], gold: list[np.ndarray], seed: int,
+                cache: Path | None = None, progress: bool = False, desc: str = "question adapter") -> dict[str, np.ndarray]:
     """Fine-tune on (question, candidate sentence vectors, gold mask) triples; questions without a
-    gold candidate are skipped. Returns the tuned tensors (float16)."""
+    gold candidate are skipped. Returns the tuned tensors (float16). With ``cache`` (a directory),
+    an adapter fitted before on the same triples, seed and recipe is loaded from there instead of
+    fitted again, and a new one is saved there."""
+    saved = Path(cache) / f"adapter-{adapter_key(questions, vectors, gold, seed)}.safetensors" if cache else None
+    if saved is not None and saved.exists():
+        from safetensors.numpy import load_file
+
+        return load_file(str(saved))
+    weights = _fit(questions, vectors, gold, seed, progress, desc)
+    if saved is not None:
+        save_adapter(weights, saved)
+    return weights
+
+
+def _fit(questions: list[str], vectors: list[np.ndarray], gold: list[np.ndarray], seed: int,
+         progress: bool = False, desc: str = "question adapter") -> dict[str, np.ndarray]:
+    from tqdm import tqdm
+
     enc = TorchQuestionEncoder(seed=seed)
     torch = enc.torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -79,6 +115,7 @@ def fit_adapter(questions: list[str], vectors: list[np.ndarray], gold: list[np.n
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
     rng = random.Random(seed)
     enc.model.train()
+    bar = tqdm(total=EPOCHS * -(-len(data) // BATCH), desc=desc, unit="batch", disable=not progress, leave=False)
     for _ in range(EPOCHS):
         rng.shuffle(data)
         for b in range(0, len(data), BATCH):
@@ -91,6 +128,8 @@ def fit_adapter(questions: list[str], vectors: list[np.ndarray], gold: list[np.n
             (loss / len(batch)).backward()
             opt.step()
             opt.zero_grad()
+            bar.update()
+    bar.close()
     return enc.weights()
 
 
@@ -105,7 +144,7 @@ def save_adapter(weights: dict[str, np.ndarray], path: Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp))
     tmp.chmod(0o644)
     tmp.replace(path)

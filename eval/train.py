@@ -261,10 +261,12 @@ def split_scores(answerer: Answerer, rows: list[QuestionRows], logits: list[np.n
 def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: bool = True) -> dict:
     """Fit the question adapter and fill the ``dense_tuned`` column: out of fold on train (each
     fold's questions by an adapter that did not see their articles), by the adapter of all
-    of train on the other splits. Returns the final adapter's weights."""
+    of train on the other splits. Each fit is cached beside the readers'. Returns the final
+    adapter's weights."""
     from tqdm import tqdm
 
     from eval.adapter import fit_adapter, tuned_cosines
+    from eval.train_reader import CACHE_DIR
 
     col = FEATURES.index("dense_tuned")
     index = pipeline.index
@@ -285,7 +287,8 @@ def add_adapter_column(pipeline, rows: dict[str, list[QuestionRows]], progress: 
     for f in tqdm(range(FOLDS + 1), desc="question adapter (folds, then all)", disable=not progress):
         fit_idx, held = fold_split(train_rows, fold_of, f) if f < FOLDS else (list(range(len(train_rows))), [])
         weights = fit_adapter([train_rows[i].adapter_question for i in fit_idx], [train_v[i] for i in fit_idx],
-                              [train_rows[i].y for i in fit_idx], seed=SEED + f)
+                              [train_rows[i].y for i in fit_idx], seed=SEED + f, cache=CACHE_DIR,
+                              progress=progress, desc=f"question adapter {f + 1} of {FOLDS + 1}")
         if f < FOLDS:
             fill(weights, [train_rows[i] for i in held], [train_v[i] for i in held])
     for s, rs in rows.items():

@@ -230,7 +230,7 @@ def question_groups(pairs: list[tuple[str, str, float]]) -> list[list[tuple[str,
     return out
 
 
-CACHE_DIR = C.DATA_DIR / "train_cache"  # fitted readers, by what they were fitted on (gitignored)
+CACHE_DIR = C.DATA_DIR / "train_cache"  # fitted readers and question adapters, by what they were fitted on (gitignored)
 
 
 def fit_key(pairs: list[tuple[str, str, float]], seed: int) -> str:
