@@ -40,8 +40,8 @@ def keep(src: Path, dest: Path, articles: set[str], per_article: int) -> int:
     return len(lines)
 
 
-def test_rag_train_writes_an_answerer_that_answers_and_a_second_run_reuses_its_readers(tmp_path, monkeypatch, minilm):
-    from eval import bbc
+def test_rag_train_writes_an_answerer_that_answers_and_a_second_run_reuses_its_fits(tmp_path, monkeypatch, minilm):
+    from eval import adapter, bbc
     from eval import train as T
     from eval import train_reader as tr
     from rag.answering.model import load_answerer
@@ -78,7 +78,8 @@ def test_rag_train_writes_an_answerer_that_answers_and_a_second_run_reuses_its_r
         {"dev follow-ups": counts["dev follow-ups"]} if C.READER.history else {})
     assert 0.0 <= meta["metrics"]["dev"]["handled_right"] <= 1.0
     fitted = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert len(fitted) == 3 and all(n.startswith("reader-") and n.endswith(".safetensors") for n in fitted)  # no checkpoint left
+    assert all(n.endswith(".safetensors") for n in fitted)  # no checkpoint left
+    assert [n.split("-")[0] for n in fitted] == ["adapter"] * (T.FOLDS + 1) + ["reader"] * 3
 
     loaded = load_answerer(out)
     assert loaded.threshold == answerer.threshold and loaded.read() is not None
@@ -93,5 +94,7 @@ def test_rag_train_writes_an_answerer_that_answers_and_a_second_run_reuses_its_r
         raise AssertionError("a reader was fitted again")
 
     monkeypatch.setattr(tr, "train_loop", refit)
-    again, _ = T.train(tmp_path / "again" / "answerer.json", progress=False)  # every reader from the cache
+    monkeypatch.setattr(adapter, "_fit", refit)
+    again, _ = T.train(tmp_path / "again" / "answerer.json", progress=False)  # every fit from the cache
     assert again.threshold == answerer.threshold
+    assert (tmp_path / "again" / T.ADAPTER_FILE).read_bytes() == (out.parent / T.ADAPTER_FILE).read_bytes()
