@@ -91,7 +91,7 @@ def test_rag_train_writes_an_answerer_that_answers_and_a_second_run_reuses_its_f
     assert ans.abstained or ans.citations
 
     def refit(*args, **kwargs):
-        raise AssertionError("a reader was fitted again")
+        raise AssertionError("a reader or a question adapter was fitted again")
 
     monkeypatch.setattr(tr, "train_loop", refit)
     monkeypatch.setattr(adapter, "_fit", refit)
