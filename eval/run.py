@@ -39,6 +39,7 @@ class EvalOptions:
     split: str | None = None
     typos: bool = False
     followups: bool = False
+    dated: bool = False  # with split: its dated copy (eval.dated)
     answerer: str = "learned"
     model: Path | None = None  # a learned answerer's JSON (default: the shipped one)
     index_dir: Path | None = None
@@ -65,6 +66,8 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
         raise BadInputError(f"--{'typos' if opts.typos else 'followups'} needs --split (train, dev or test)")
     if opts.typos and opts.followups:
         raise BadInputError("--typos and --followups are two different sets; ask for one")
+    if opts.dated and (not opts.split or opts.typos or opts.followups):
+        raise BadInputError("--dated needs --split (train, dev or test), without --typos or --followups")
     qa_path, corpus, index_dir = Path(opts.qa), list(opts.corpus), opts.index_dir
     if opts.split:  # the written BBC QA set: its split over the eligible BBC articles
         from eval import bbc
@@ -73,6 +76,13 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None) -> dict:
         corpus = [bbc.DEFAULT_ARTICLES_DIR]
         bbc.stage_articles(bbc.DEFAULT_ARTICLES_DIR)
         index_dir = index_dir or bbc.DEFAULT_INDEX_DIR
+        if opts.dated:  # its dated copy, over dated copies of the articles
+            from eval import dated
+
+            dated.stage_dated_articles(bbc.DEFAULT_ARTICLES_DIR, dated.ARTICLES_DIR)
+            corpus, index_dir = [dated.ARTICLES_DIR], opts.index_dir or dated.INDEX_DIR
+            qa_path = dated.DATED_DIR / f"{opts.split}.jsonl"
+            dated.write_dated_qa(bbc.qa_path(opts.split), qa_path)
     bar = progress or (lambda label: None)
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         temporary = corpus and index_dir is None

@@ -163,7 +163,7 @@ def cmd_eval(args) -> int:
     from eval.run import EvalOptions, evaluate
 
     opts = EvalOptions(
-        qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, followups=args.followups,
+        qa=args.qa, corpus=tuple(args.corpus or ()), split=args.split, typos=args.typos, followups=args.followups, dated=args.dated,
         answerer=args.answerer, model=args.model, index_dir=args.index_dir, distractors=args.distractors, out=args.out, k=args.k,
         mode=args.mode, baseline=not args.no_baseline, thresholds=args.thresholds, every=args.every,
         backend=args.backend, milvus_uri=args.milvus_uri,
@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "dev", "test"],
                    help="the written BBC QA set's split, over the eligible BBC articles (eval/data/bbc)")
     p.add_argument("--typos", action="store_true", help="with --split: the typo'd copies of that split")
+    p.add_argument("--dated", action="store_true",
+                   help="with --split: its one-article questions naming their article's period, over dated copies of the articles")
     p.add_argument("--followups", action="store_true",
                    help="with --split: that split's follow-up questions, each asked after its earlier ones")
     p.add_argument("--answerer", choices=list(C.ANSWERERS), default="learned",

@@ -119,7 +119,8 @@ def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str,
     return years, months, ops
 
 
-_PERIOD_FRAME = re.compile(r"\b(during|in|amid|throughout|of|since|after|before|by|on)\s+(?:the\s+)?(?:[\w’'-]+\s+){0,2}$", re.I)
+_PERIOD_PREPOSITIONS = "during|in|amid|throughout|of|since|after|before|by|on"  # words that frame a period
+_PERIOD_FRAME = re.compile(rf"\b({_PERIOD_PREPOSITIONS})\s+(?:the\s+)?(?:[\w’'-]+\s+){{0,2}}$", re.I)
 
 
 def period_words(text: str, years, months, operations) -> frozenset[str]:
@@ -184,13 +185,10 @@ def is_followup(q: str) -> bool:
     return bool(_FOLLOWUP_START.search(q)) or (n <= 8 and bool(_PRONOUN.search(q)) and not _names(q))
 
 
-def core_text(q: Question) -> str:
-    """The question without the phrases that only name its period ("during Operation Pillar of
-    Defense", "in May 2023"), for scoring sentences: a sentence should match what is asked, not
-    the operation's name. Only whole phrases go: "defense minister" keeps its "defense"."""
-    if not q.period_words:
-        return q.search_text
-    text = q.search_text
+def drop_period(text: str, q: Question) -> str:
+    """``text`` without the words that only name ``q``'s period: its operations framed as a
+    period, its years and its months. Only whole phrases go: "defense minister" keeps its
+    "defense"."""
     for op in q.operations:
         if set(words(op)) <= q.period_words:
             text = re.sub(r"\b(?:Operation\s+)?" + re.escape(op) + r"\b", " ", text, flags=re.I)
@@ -200,8 +198,43 @@ def core_text(q: Question) -> str:
     for m in q.months:
         if m.lower() in q.period_words:
             text = re.sub(rf"\b{m}\b", " ", text)
-    text = " ".join(text.split())
+    return " ".join(text.split())
+
+
+def core_text(q: Question) -> str:
+    """The question without the phrases that only name its period ("during Operation Pillar of
+    Defense", "in May 2023"), for scoring sentences: a sentence should match what is asked, not
+    the operation's name."""
+    if not q.period_words:
+        return q.search_text
+    text = drop_period(q.search_text, q)
     return text if content_terms(text) else q.search_text
+
+
+_FRAMED = rf"(?:\b(?:{_PERIOD_PREPOSITIONS}|and|or)\s+)?"  # a period phrase's own preposition ("in", "and" of "in 2012 and 2021")
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+
+
+def period_free(text: str, q: Question) -> str:
+    """``text`` (the question, or a follow-up's earlier one) with ``q``'s period phrases taken out
+    whole, the preposition and day that frame them too ("How many rockets were fired from Gaza
+    on May 12, 2023?" -> "How many rockets were fired from Gaza?"; "the 2021 ceasefire" -> "the
+    ceasefire"): what is asked once an article's date has settled the period. ``text`` itself
+    when nothing would be left to ask."""
+    if not q.period_words:
+        return text
+    out = text
+    for op in q.operations:
+        if set(words(op)) <= q.period_words:
+            out = re.sub(_FRAMED + r"(?:\bOperation\s+)?\b" + re.escape(op) + r"\b", " ", out, flags=re.I)
+    for m in q.months:
+        if m.lower() in q.period_words:
+            out = re.sub(rf"{_FRAMED}(?:\b{_DAY}\s+)?\b{m}\b(?:\s+{_DAY}\b,?)?", " ", out, flags=re.I)
+    for y in q.years:
+        if str(y) in q.period_words:
+            out = re.sub(rf"{_FRAMED}\b{y}\b", " ", out, flags=re.I)
+    out = re.sub(r"\s+([?,.;:!])", r"\1", " ".join(out.split())).strip()
+    return out if content_terms(out) else text
 
 
 def with_known_operations(q: Question, operations: list[str]) -> Question:

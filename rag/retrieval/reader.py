@@ -20,6 +20,7 @@ import numpy as np
 
 from rag import settings as C
 from rag.onnx_graph import Graph, pair_feeds, pair_tokenizer
+from rag.question.analysis import period_free
 
 def reader_tokenizer():
     """The pair tokenizer at ``settings.READER.max_tokens``."""
@@ -40,23 +41,36 @@ class Reader:
         self.titled = titled  # it was fitted on the article title before each sentence (``reader_text``)
         self.history = history  # it was fitted on follow-ups read with their earlier question (``reader_question``)
 
-    def scores(self, question: str, texts: list[str]) -> np.ndarray:
-        """The reader's log-odds for each (question, text) pair, in one batch."""
+    def scores(self, question: str | list[str], texts: list[str]) -> np.ndarray:
+        """The reader's log-odds for each (question, text) pair, in one batch; ``question`` is one
+        question for every text, or one a text."""
         if not texts:
             return np.zeros(0, np.float32)
+        questions = [question] * len(texts) if isinstance(question, str) else list(question)
+        if len(questions) != len(texts):
+            raise ValueError(f"{len(questions)} questions for {len(texts)} texts")
         session, tok = self._graph.load()
-        feeds = encode_pairs(tok, [(question, t) for t in texts])
+        feeds = encode_pairs(tok, list(zip(questions, texts)))
         return np.asarray(session.run(None, feeds)[0], np.float32).reshape(-1)
 
 
-def reader_question(question, history: bool) -> str:
+def reader_question(question, history: bool, in_period: bool = False) -> str:
     """What the reader reads of an analysed ``Question``: its own words, and for a follow-up, when
     ``history``, the earlier question after them ("and who brokered it? (after: when did the
     fighting end?)"). A reader fitted without follow-ups reads their own words alone: read with the
-    earlier question, the sentence that answered it scores as an answer again."""
-    if history and question.followup and question.earlier:
-        return f"{question.text} (after: {question.earlier})"
-    return question.text
+    earlier question, the sentence that answered it scores as an answer again.
+
+    ``in_period``: the candidate's article is dated and matches the whole period the question
+    names (its date in the named year and month; its text naming the named operation), so the
+    period is settled and the reader reads the rest of the question (``period_free``). The reader learnt on undated articles, where a year in the
+    question is content and a sentence without it rarely answers; read whole, "How many rockets
+    were fired from Gaza in May 2023?" marks down the dated article's sentence that answers it."""
+    text, earlier = question.text, question.earlier
+    if in_period:
+        text, earlier = period_free(text, question), period_free(earlier, question) if earlier else earlier
+    if history and question.followup and earlier:
+        return f"{text} (after: {earlier})"
+    return text
 
 
 def reader_text(article, i: int, titled: bool) -> str:
@@ -91,7 +105,9 @@ def rerank(scored: list, question, index, reader: Reader, stack) -> list:
     n = min(C.READER.candidates, len(scored))
     if n == 0:
         return scored
-    read = reader.scores(reader_question(question, reader.history), candidate_texts(index, scored[:n], reader.titled))
+    asked = [reader_question(question, reader.history, in_period=s.period >= 1.0 and index.articles[s.doc_id].date is not None)
+             for s in scored[:n]]
+    read = reader.scores(asked, candidate_texts(index, scored[:n], reader.titled))
     z, r = restack(np.array([s.score for s in scored], np.float32), np.arange(n), read, stack)
     out = [replace(s, score=float(zz), reader=float(rr) if j < n else None)
            for j, (s, zz, rr) in enumerate(zip(scored, z, r))]

@@ -34,9 +34,10 @@ class FakeReader:
     def __init__(self, word: str, titled: bool = False, history: bool = False):
         self.word, self.calls, self.titled, self.history, self.questions = word, [], titled, history, []
 
-    def scores(self, question, texts):
+    def scores(self, questions, texts):
+        assert len(questions) == len(texts)
         self.calls.append(list(texts))
-        self.questions.append(question)
+        self.questions.append(list(questions))
         return np.array([5.0 if self.word in t else -5.0 for t in texts], np.float32)
 
 
@@ -92,7 +93,7 @@ def test_a_follow_up_is_read_after_its_earlier_question_only_by_a_reader_fitted_
     tiny_pipeline.retrieve("and who built them?", history=[QUESTION])
     tiny_pipeline.retrieve(QUESTION, history=["Who won the race?"])  # not a follow-up: its own words
     after = f" (after: {QUESTION})" if history else ""
-    assert a._reader[0].questions == ["and who built them?" + after, QUESTION]
+    assert [set(q) for q in a._reader[0].questions] == [{"and who built them?" + after}, {QUESTION}]
 
 
 def test_reader_question_of_follow_ups_and_single_questions():
@@ -102,6 +103,30 @@ def test_reader_question_of_follow_ups_and_single_questions():
     assert reader_question(follow_up, False) == "and when?"
     single = analyze("Who signed the deal?")
     assert single.earlier == "" and reader_question(single, True) == "Who signed the deal?"
+
+
+def test_a_question_naming_its_period_is_read_without_it_against_the_articles_dated_in_it(tiny_corpus, tmp_path):
+    from index.embed import HashEmbedder
+    from rag.pipeline import RagPipeline
+
+    # an undated story: nothing places it in June 2022 or out of it
+    (tiny_corpus / "c_cranes.txt").write_text(
+        "Cranes for Nordport\n\nMore harbour cranes for Nordport were built in Gdansk, the yard said.\n", encoding="utf-8")
+    p = RagPipeline(index_dir=tmp_path / "index", embedder=HashEmbedder(), entities=False)
+    p.ensure_index([tiny_corpus])
+    p._answerer = a = _answerer("Rotterdam", tmp_path)
+    dated_q = "Where were the harbour cranes of Nordport built in June 2022?"
+    got = p.retrieve(dated_q).sentences
+    n = min(C.READER.candidates, len(got))
+    asked = dict(zip(a._reader[0].calls[0], a._reader[0].questions[0]))
+    sources = {reader_text(p.index.articles[s.doc_id], s.index, False): p.index.articles[s.doc_id].source for s in got[:n]}
+    assert {sources[t] for t in asked} == {"a_cranes.txt", "c_cranes.txt"}  # the 2021 story is out of the period
+    for text, q in asked.items():
+        assert q == (QUESTION if sources[text] == "a_cranes.txt" else dated_q)
+    # a follow-up that borrows the period: both its words and the earlier question's lose it
+    follow_up = analyze("and who paid?", [dated_q])
+    assert reader_question(follow_up, True, in_period=True) == f"and who paid? (after: {QUESTION})"
+    assert reader_question(follow_up, True) == f"and who paid? (after: {dated_q})"
 
 
 def test_reader_text_joins_title_and_sentence_once():
