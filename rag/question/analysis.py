@@ -17,6 +17,8 @@ QUESTION_WORDS = frozenset("what when where which who whom whose why how".split(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")  # as index.lexical, but keeping case
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _MONTH = re.compile(rf"\b({lexicon.alternation(lexicon.month_names())})\b")
+# a month name in any case before a year ("in may 2023", "may 12, 2023"): typed lower-case, still the month
+_MONTH_YEAR = re.compile(rf"\b({lexicon.alternation(lexicon.month_names())})\s+(?:\d{{1,2}}(?:st|nd|rd|th)?,?\s+)?(?:19|20)\d\d\b", re.I)
 # "Operation Pillar of Defense", "Operation Shield and Arrow": capitalised words joined by of/and/the
 OPERATION = re.compile(r"\bOperation\s+([A-Z][\w’'-]+(?:\s+(?:of|and|the)\s+[A-Z][\w’'-]+|\s+[A-Z][\w’'-]+)*)")
 _FOLLOWUP_START = re.compile(r"^(and|but|also|what about|how about|then|so)\b", re.I)
@@ -114,7 +116,7 @@ def question_type(q: str) -> str:
 
 def period_cues(text: str) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
     years = tuple(sorted({int(y) for y in _YEAR.findall(text)}))
-    months = tuple(sorted({m for m in _MONTH.findall(text)}))
+    months = tuple(sorted(set(_MONTH.findall(text)) | {m.title() for m in _MONTH_YEAR.findall(text)}))
     ops = tuple(sorted({" ".join(m.split()) for m in OPERATION.findall(text)}))
     return years, months, ops
 

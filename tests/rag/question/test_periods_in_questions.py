@@ -34,3 +34,17 @@ def test_a_follow_ups_earlier_question_loses_the_period_it_lends():
 
 def test_core_text_still_keeps_the_prepositions_the_evidence_model_was_fitted_with():
     assert core_text(analyze("How many rockets were fired from Gaza in May 2023?")) == "How many rockets were fired from Gaza in ?"
+
+
+@pytest.mark.parametrize("question, months", [
+    ("how many rokets were fired in may 2023?", ("May",)),  # typed lower-case, before a year: the month
+    ("who won on 12 march 2005?", ("March",)),
+    ("what did he say on may 12, 2023?", ("May",)),
+    ("What may happen in 2023?", ()),  # the verb
+    ("Who signed the truce in May?", ("May",)),  # capitalised, as before
+])
+def test_a_month_is_read_in_any_case_before_a_year(question, months):
+    q = analyze(question)
+    assert q.months == months
+    if months:
+        assert months[0].lower() in q.period_words
