@@ -128,7 +128,7 @@ def gate_for(opts: EvalOptions, qa_path: Path) -> str | None:
     fitted on; none for the others (or without a thresholds file)."""
     if not opts.thresholds:
         return None
-    if opts.split == "test" and not (opts.typos or opts.followups):
+    if opts.split == "test" and not (opts.typos or opts.followups or opts.dated):
         return "test"
     return "heldout" if qa_path.resolve() == DEFAULT_HELDOUT.resolve() else None
 

@@ -79,3 +79,11 @@ def test_the_dev_copy_loads_against_the_dated_articles_each_dated_as_placed(tmp_
 def test_dated_needs_a_plain_split(opts):
     with pytest.raises(BadInputError, match="--dated needs --split"):
         evaluate(opts)
+
+
+def test_the_dated_copy_of_test_is_not_held_to_the_test_splits_gate():
+    from eval.run import gate_for
+
+    path = bbc.qa_path("test")
+    assert gate_for(EvalOptions(split="test"), path) == "test"
+    assert gate_for(EvalOptions(split="test", dated=True), dated.DATED_DIR / "test.jsonl") is None
