@@ -62,9 +62,10 @@ def reader_question(question, history: bool, in_period: bool = False) -> str:
 
     ``in_period``: the candidate's article is dated and matches the whole period the question
     names (its date in the named year and month; its text naming the named operation), so the
-    period is settled and the reader reads the rest of the question (``period_free``). The reader learnt on undated articles, where a year in the
-    question is content and a sentence without it rarely answers; read whole, "How many rockets
-    were fired from Gaza in May 2023?" marks down the dated article's sentence that answers it."""
+    period is settled and the reader reads the rest of the question (``period_free``). The
+    reader learnt on undated articles, where a year in the question is content and a sentence
+    without it rarely answers; read whole, "How many rockets were fired from Gaza in May 2023?"
+    marks down the dated article's sentence that answers it."""
     text, earlier = question.text, question.earlier
     if in_period:
         text, earlier = period_free(text, question), period_free(earlier, question) if earlier else earlier
@@ -105,8 +106,8 @@ def rerank(scored: list, question, index, reader: Reader, stack) -> list:
     n = min(C.READER.candidates, len(scored))
     if n == 0:
         return scored
-    asked = [reader_question(question, reader.history, in_period=s.period >= 1.0 and index.articles[s.doc_id].date is not None)
-             for s in scored[:n]]
+    settled = [s.period >= 1.0 and index.articles[s.doc_id].date is not None for s in scored[:n]]
+    asked = [reader_question(question, reader.history, in_period=p) for p in settled]
     read = reader.scores(asked, candidate_texts(index, scored[:n], reader.titled))
     z, r = restack(np.array([s.score for s in scored], np.float32), np.arange(n), read, stack)
     out = [replace(s, score=float(zz), reader=float(rr) if j < n else None)

@@ -35,6 +35,7 @@ class FakeReader:
         self.word, self.calls, self.titled, self.history, self.questions = word, [], titled, history, []
 
     def scores(self, questions, texts):
+        questions = [questions] * len(texts) if isinstance(questions, str) else questions
         assert len(questions) == len(texts)
         self.calls.append(list(texts))
         self.questions.append(list(questions))
@@ -127,6 +128,13 @@ def test_a_question_naming_its_period_is_read_without_it_against_the_articles_da
     follow_up = analyze("and who paid?", [dated_q])
     assert reader_question(follow_up, True, in_period=True) == f"and who paid? (after: {QUESTION})"
     assert reader_question(follow_up, True) == f"and who paid? (after: {dated_q})"
+
+
+def test_the_reader_wants_one_question_for_all_texts_or_one_a_text(tmp_path):
+    from rag.retrieval.reader import Reader
+
+    with pytest.raises(ValueError, match="1 questions for 2 texts"):
+        Reader(tmp_path / "never-loaded.onnx").scores(["a question"], ["one", "two"])
 
 
 def test_reader_text_joins_title_and_sentence_once():
