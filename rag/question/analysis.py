@@ -187,34 +187,37 @@ def is_followup(q: str) -> bool:
     return bool(_FOLLOWUP_START.search(q)) or (n <= 8 and bool(_PRONOUN.search(q)) and not _names(q))
 
 
-def drop_period(text: str, q: Question) -> str:
+_FRAMED = rf"(?:\b(?:{_PERIOD_PREPOSITIONS}|and|or)\s+)?"  # a period phrase's own preposition ("in", "and" of "in 2012 and 2021")
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+
+
+def _cut_period(text: str, q: Question, framed: bool) -> str:
     """``text`` without the words that only name ``q``'s period: its operations framed as a
-    period, its years and its months. Only whole phrases go: "defense minister" keeps its
-    "defense"."""
+    period, its years and its months. ``framed``: each with the preposition and day around it, a
+    month in any case; else the bare words, a month as capitalised. Only whole phrases go:
+    "defense minister" keeps its "defense"."""
+    pre, flags = (_FRAMED, re.I) if framed else ("", 0)
+    before_month, after_month = (rf"(?:\b{_DAY}\s+)?", rf"(?:\s+{_DAY}\b,?)?") if framed else ("", "")
     for op in q.operations:
         if set(words(op)) <= q.period_words:
-            text = re.sub(r"\b(?:Operation\s+)?" + re.escape(op) + r"\b", " ", text, flags=re.I)
-    for y in q.years:
-        if str(y) in q.period_words:
-            text = re.sub(rf"\b{y}\b", " ", text)
+            text = re.sub(pre + r"(?:\bOperation\s+)?\b" + re.escape(op) + r"\b", " ", text, flags=re.I)
     for m in q.months:
         if m.lower() in q.period_words:
-            text = re.sub(rf"\b{m}\b", " ", text)
+            text = re.sub(rf"{pre}{before_month}\b{m}\b{after_month}", " ", text, flags=flags)
+    for y in q.years:
+        if str(y) in q.period_words:
+            text = re.sub(rf"{pre}\b{y}\b", " ", text, flags=flags)
     return " ".join(text.split())
 
 
 def core_text(q: Question) -> str:
-    """The question without the phrases that only name its period ("during Operation Pillar of
+    """The question without the words that only name its period ("during Operation Pillar of
     Defense", "in May 2023"), for scoring sentences: a sentence should match what is asked, not
     the operation's name."""
     if not q.period_words:
         return q.search_text
-    text = drop_period(q.search_text, q)
+    text = _cut_period(q.search_text, q, framed=False)
     return text if content_terms(text) else q.search_text
-
-
-_FRAMED = rf"(?:\b(?:{_PERIOD_PREPOSITIONS}|and|or)\s+)?"  # a period phrase's own preposition ("in", "and" of "in 2012 and 2021")
-_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 
 
 def period_free(text: str, q: Question) -> str:
@@ -225,17 +228,7 @@ def period_free(text: str, q: Question) -> str:
     when nothing would be left to ask."""
     if not q.period_words:
         return text
-    out = text
-    for op in q.operations:
-        if set(words(op)) <= q.period_words:
-            out = re.sub(_FRAMED + r"(?:\bOperation\s+)?\b" + re.escape(op) + r"\b", " ", out, flags=re.I)
-    for m in q.months:
-        if m.lower() in q.period_words:
-            out = re.sub(rf"{_FRAMED}(?:\b{_DAY}\s+)?\b{m}\b(?:\s+{_DAY}\b,?)?", " ", out, flags=re.I)
-    for y in q.years:
-        if str(y) in q.period_words:
-            out = re.sub(rf"{_FRAMED}\b{y}\b", " ", out, flags=re.I)
-    out = re.sub(r"\s+([?,.;:!])", r"\1", " ".join(out.split())).strip()
+    out = re.sub(r"\s+([?,.;:!])", r"\1", _cut_period(text, q, framed=True))
     return out if content_terms(out) else text
 
 

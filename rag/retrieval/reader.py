@@ -107,7 +107,9 @@ def rerank(scored: list, question, index, reader: Reader, stack) -> list:
     if n == 0:
         return scored
     settled = [s.period >= 1.0 and index.articles[s.doc_id].date is not None for s in scored[:n]]
-    asked = [reader_question(question, reader.history, in_period=p) for p in settled]
+    whole = reader_question(question, reader.history)
+    free = reader_question(question, reader.history, in_period=True) if any(settled) else whole
+    asked = [free if p else whole for p in settled]
     read = reader.scores(asked, candidate_texts(index, scored[:n], reader.titled))
     z, r = restack(np.array([s.score for s in scored], np.float32), np.arange(n), read, stack)
     out = [replace(s, score=float(zz), reader=float(rr) if j < n else None)
